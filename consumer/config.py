@@ -1,0 +1,191 @@
+"""The one YAML configuration file, validated before anything uses it.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: a typo is an error, not a silently
+ignored setting. Deployment values can be overridden from the environment with
+``CFGUARD__SECTION__FIELD=value`` (double underscores separate the path; the value is read as YAML).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from actions.config import ActionsConfig
+from consumer import fields as catalog
+from consumer.keys import KeySpec
+from consumer.kcl.config import KclConfig
+from detectors.config import DetectorSpec, StateConfig
+from detectors.defaults import default_detectors
+
+ENV_PREFIX = "CFGUARD__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Section):
+    """What the CloudFront real-time log config sends."""
+
+    fields: tuple[str, ...] = Field(
+        catalog.ALL_45, description="the real-time log config's field list (any order; CloudFront's order is used)"
+    )
+    decode: tuple[str, ...] = Field((), description="URL-encoded fields to percent-decode while parsing")
+    max_line_bytes: int = Field(65_536, ge=256, le=1_048_576)
+    batch_size: int = Field(8192, ge=1, le=100_000, description="records per batch when replaying files")
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        ordered = catalog.ordered(list(v))
+        if "timestamp" not in ordered:
+            raise ValueError("must include 'timestamp' (detection runs in event time)")
+        return ordered
+
+    @model_validator(mode="after")
+    def _decode_known(self) -> InputConfig:
+        bad = [f for f in self.decode if f not in self.fields]
+        if bad:
+            raise ValueError(f"decode lists field(s) not in input.fields: {', '.join(bad)}")
+        return self
+
+
+class QuarantineConfig(_Section):
+    """Where a bounded sample of malformed lines goes (every one is counted regardless)."""
+
+    path: Path | None = None
+    max_samples: int = Field(1000, ge=0)
+
+
+def _default_keys() -> tuple[KeySpec, ...]:
+    return (
+        KeySpec(name="ip", source="c-ip", ipv6_prefix=64),
+        KeySpec(name="user", source="cookie", param="uid"),
+    )
+
+
+class Config(_Section):
+    input: InputConfig = InputConfig()
+    keys: tuple[KeySpec, ...] = Field(default_factory=_default_keys, min_length=1)
+    detectors: tuple[DetectorSpec, ...] = Field(default_factory=lambda: tuple(default_detectors()))
+    state: StateConfig = StateConfig()
+    actions: ActionsConfig = ActionsConfig()
+    kcl: KclConfig = KclConfig()
+    quarantine: QuarantineConfig = QuarantineConfig()
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        names = [k.name for k in self.keys]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"keys: key type name(s) used twice: {', '.join(dup)}")
+        missing_fields = sorted({k.field for k in self.keys} - set(self.input.fields))
+        if missing_fields:
+            raise ValueError(
+                f"keys need field(s) {', '.join(missing_fields)} that input.fields does not include"
+            )
+        det_names = [d.name for d in self.detectors]
+        dup = sorted({n for n in det_names if det_names.count(n) > 1})
+        if dup:
+            raise ValueError(f"detectors: name(s) used twice: {', '.join(dup)}")
+        for d in self.detectors:
+            if d.key not in names:
+                raise ValueError(
+                    f"detectors: {d.name!r} uses key type {d.key!r}, which is not configured in keys "
+                    f"(configured: {', '.join(names)})"
+                )
+        return self
+
+
+class ConfigError(Exception):
+    """An invalid configuration: the message names the field and the bad value."""
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        value = err.get("input")
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        where = loc or "(top level)"
+        lines.append(f"  {where}: {err['msg']} (got {shown})")
+    return "\n".join(lines)
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested dict from ``CFGUARD__A__B=value`` variables; values parsed as YAML scalars/lists."""
+    tree: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"environment variable {name}: not valid YAML ({exc})") from None
+        node = tree
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"environment variable {name}: conflicts with another override")
+            node = nxt
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """The effective configuration: file (or the embedded default) plus environment overrides."""
+    data = read_yaml(path) if path is not None else {}
+    overrides = env_overrides(os.environ if environ is None else environ)
+    if overrides:
+        data = _merge(data, overrides)
+    origin = str(path) if path is not None else "embedded default"
+    if overrides:
+        origin += " + " + ", ".join(sorted(k for k in (environ or os.environ) if k.startswith(ENV_PREFIX)))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from None
+
+
+def config_to_yaml(cfg: Config) -> str:
+    data = cfg.model_dump(mode="json", exclude_none=False)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)

@@ -1,0 +1,195 @@
+"""Who a record belongs to: key extraction for several key types at once.
+
+A key type is configured by where its value comes from (``c-ip``, ``x-forwarded-for``, a cookie, a
+header, a query argument, or a regex group on the URI). A record without the key gets ``None`` for
+that key type: it is counted and skipped for that key type only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from consumer import accessors
+from detectors.batch import RecordBatch
+
+Source = Literal["c-ip", "x-forwarded-for", "cookie", "header", "query", "uri-regex"]
+
+# Which CloudFront field each source reads.
+SOURCE_FIELD: dict[str, str] = {
+    "c-ip": "c-ip",
+    "x-forwarded-for": "x-forwarded-for",
+    "cookie": "cs-cookie",
+    "header": "cs-headers",
+    "query": "cs-uri-query",
+    "uri-regex": "cs-uri-stem",
+}
+_NAMED = {"cookie", "header", "query"}
+_CACHE_LIMIT = 200_000
+
+
+class KeySpec(BaseModel):
+    """One key type, e.g. ``{name: ip, source: c-ip, ipv6_prefix: 64}`` or ``{name: user, source: cookie, param: uid}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="key type name used by detectors")
+    source: Source
+    param: str | None = Field(None, description="cookie/header/query name, or the regex for uri-regex")
+    xff_from_right: int | None = Field(
+        None, ge=1, description="x-forwarded-for: take the N-th address from the right (trusted proxies)"
+    )
+    ipv6_prefix: int | None = Field(None, ge=1, le=128, description="aggregate IPv6 keys to this prefix")
+    max_length: int = Field(256, ge=1, le=4096, description="longer values are treated as missing")
+
+    @field_validator("param")
+    @classmethod
+    def _param_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> KeySpec:
+        if self.source in _NAMED and not self.param:
+            raise ValueError(f"source {self.source!r} needs 'param' (the {self.source} name)")
+        if self.source == "uri-regex":
+            if not self.param:
+                raise ValueError("source 'uri-regex' needs 'param' (a regex with one capturing group)")
+            try:
+                rx = re.compile(self.param)
+            except re.error as exc:
+                raise ValueError(f"param is not a valid regex: {exc}") from None
+            if rx.groups < 1:
+                raise ValueError("param regex needs a capturing group: the key is group 1 (or 'key')")
+        if self.source not in {"c-ip", "x-forwarded-for"} and self.ipv6_prefix is not None:
+            raise ValueError("ipv6_prefix only applies to c-ip and x-forwarded-for keys")
+        if self.source != "x-forwarded-for" and self.xff_from_right is not None:
+            raise ValueError("xff_from_right only applies to x-forwarded-for keys")
+        return self
+
+    @property
+    def field(self) -> str:
+        return SOURCE_FIELD[self.source]
+
+    @property
+    def is_ip(self) -> bool:
+        return self.source in {"c-ip", "x-forwarded-for"}
+
+
+def normalise_ip(text: str, ipv6_prefix: int | None = None) -> str | None:
+    """Canonical text of an address (IPv6 compressed, lower case; optionally its /prefix network)."""
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if addr.version == 6:
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        if ipv6_prefix is not None and ipv6_prefix < 128:
+            net = ipaddress.IPv6Network((int(addr), ipv6_prefix), strict=False)
+            return f"{net.network_address}/{ipv6_prefix}"
+    return str(addr)
+
+
+class _Extractor:
+    """Turns one raw field value into a key; memoised because the same values repeat."""
+
+    def __init__(self, spec: KeySpec) -> None:
+        self.spec = spec
+        self._cache: dict[str, str | None] = {}
+        self._fn = self._build()
+
+    def _build(self) -> Callable[[str], str | None]:
+        s = self.spec
+        limit = s.max_length
+        if s.source == "c-ip":
+            return lambda raw: normalise_ip(raw, s.ipv6_prefix)
+        if s.source == "x-forwarded-for":
+            pos = s.xff_from_right
+
+            def xff(raw: str) -> str | None:
+                parts = [p.strip() for p in raw.split(",") if p.strip()]
+                if not parts:
+                    return None
+                if pos is None:
+                    pick = parts[0]
+                elif pos <= len(parts):
+                    pick = parts[-pos]
+                else:
+                    return None
+                return normalise_ip(pick, s.ipv6_prefix)
+
+            return xff
+        name = s.param or ""
+        if s.source == "cookie":
+            get = accessors.cookie
+        elif s.source == "header":
+            get = accessors.header
+        elif s.source == "query":
+            get = accessors.query_arg
+        else:
+            rx = re.compile(name)
+            group: int | str = "key" if "key" in rx.groupindex else 1
+
+            def by_regex(raw: str) -> str | None:
+                m = rx.search(raw)
+                return m.group(group) if m else None
+
+            return lambda raw: _clip(by_regex(raw), limit)
+        return lambda raw: _clip(get(raw, name), limit)
+
+    def __call__(self, values: list[str | None]) -> list[str | None]:
+        cache = self._cache
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        fn = self._fn
+        out: list[str | None] = []
+        append = out.append
+        for raw in values:
+            if raw is None:
+                append(None)
+                continue
+            key = cache.get(raw, _MISS)
+            if key is _MISS:
+                key = fn(raw)
+                cache[raw] = key
+            append(key)  # type: ignore[arg-type]
+        return out
+
+
+_MISS: object = object()
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    if not value or len(value) > limit:
+        return None
+    return value
+
+
+class KeyExtractor:
+    """Fills ``batch.keys`` for every configured key type and counts records without a key."""
+
+    def __init__(self, specs: tuple[KeySpec, ...] | list[KeySpec]) -> None:
+        self.specs = tuple(specs)
+        self._extractors = {s.name: _Extractor(s) for s in self.specs}
+        self.missing: dict[str, int] = {s.name: 0 for s in self.specs}
+        self.keyed: dict[str, int] = {s.name: 0 for s in self.specs}
+
+    def required_fields(self) -> set[str]:
+        return {s.field for s in self.specs}
+
+    def extract(self, batch: RecordBatch) -> None:
+        n = len(batch)
+        for spec in self.specs:
+            column = batch.texts.get(spec.field)
+            keys = self._extractors[spec.name](column) if column is not None else [None] * n
+            none = keys.count(None)
+            self.missing[spec.name] += none
+            self.keyed[spec.name] += n - none
+            batch.keys[spec.name] = keys
