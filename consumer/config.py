@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from actions.config import ActionsConfig
 from consumer import fields as catalog
-from consumer.keys import KeySpec
 from consumer.kcl.config import KclConfig
+from consumer.keys import KeySpec
 from detectors.config import DetectorSpec, StateConfig
 from detectors.defaults import default_detectors
 
@@ -33,7 +33,8 @@ class InputConfig(_Section):
     """What the CloudFront real-time log config sends."""
 
     fields: tuple[str, ...] = Field(
-        catalog.ALL_45, description="the real-time log config's field list (any order; CloudFront's order is used)"
+        catalog.ALL_45,
+        description="the real-time log config's field list (any order; CloudFront's order is used)",
     )
     decode: tuple[str, ...] = Field((), description="URL-encoded fields to percent-decode while parsing")
     max_line_bytes: int = Field(65_536, ge=256, le=1_048_576)

@@ -33,7 +33,7 @@ _CACHE_LIMIT = 200_000
 
 
 class KeySpec(BaseModel):
-    """One key type, e.g. ``{name: ip, source: c-ip, ipv6_prefix: 64}`` or ``{name: user, source: cookie, param: uid}``."""
+    """One key type, e.g. ``{name: user, source: cookie, param: uid}``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -26,16 +26,14 @@ from consumer.standard import StandardParser
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "replay",
-        help="run recorded input (real-time TSV, standard logs, recorded Kinesis JSONL; .gz ok) through the pipeline",
+        help="run recorded input (real-time TSV, standard logs, recorded Kinesis JSONL; .gz ok)",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_config_arg(p)
     p.add_argument("--decisions-out", metavar="FILE", help="write one JSON object per decision")
     p.add_argument("--summary-out", metavar="FILE", help="write the run summary as JSON")
     p.add_argument("--quarantine", metavar="FILE", help="write a bounded sample of malformed lines here")
-    p.add_argument(
-        "--execute-actions", action="store_true", help="really invoke actions (default: dry-run)"
-    )
+    p.add_argument("--execute-actions", action="store_true", help="really invoke actions (default: dry-run)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary table")
     p.set_defaults(func=lambda a: run_guarded(_replay, a))
 
@@ -48,9 +46,7 @@ def _replay(args: argparse.Namespace) -> int:
     quarantine_path = Path(args.quarantine) if args.quarantine else cfg.quarantine.path
     quarantine = Quarantine(quarantine_path, cfg.quarantine.max_samples)
     try:
-        pipeline = Pipeline.from_config(
-            cfg, dry_run=not args.execute_actions, quarantine=quarantine
-        )
+        pipeline = Pipeline.from_config(cfg, dry_run=not args.execute_actions, quarantine=quarantine)
     except ValueError as exc:
         raise CommandError(f"invalid configuration: {exc}", 2) from None
     out: TextIO | None = open(args.decisions_out, "w", encoding="utf-8") if args.decisions_out else None
@@ -70,7 +66,8 @@ def _replay(args: argparse.Namespace) -> int:
                 if out is not None:
                     for d in decisions:
                         out.write(json.dumps(d.to_record(), sort_keys=True) + "\n")
-                progress.update(pipeline.counters.records, sum(pipeline.counters.decisions_by_detector.values()))
+                c = pipeline.counters
+                progress.update(c.records, sum(c.decisions_by_detector.values()))
         pipeline.flush()
     finally:
         pipeline.close()
@@ -122,7 +119,8 @@ def print_summary(s: dict[str, Any], out: TextIO) -> None:
     rows += [(f"  {reason}", f"{n:,}") for reason, n in s["malformed_by_reason"].items()]
     for name, k in s["keys"].items():
         tracked = k["tracked"] if k["tracked"] is not None else "?"
-        rows.append((f"key {name}", f"{k['records_with_key']:,} keyed, {k['records_without_key']:,} without, {tracked} tracked"))
+        figures = f"{k['records_with_key']:,} keyed, {k['records_without_key']:,} without, {tracked} tracked"
+        rows.append((f"key {name}", figures))
     rows.append(("findings", f"{s['findings']:,}"))
     for det, n in s["decisions"].items():
         rows.append((f"decisions {det}", f"{n:,}"))

@@ -1,4 +1,7 @@
-"""KCL / deployment configuration. PLACEHOLDER owned by the KCL work: replace freely, keeping ``KclConfig``."""
+"""KCL / deployment configuration.
+
+PLACEHOLDER owned by the KCL work: replace freely, keeping ``KclConfig``.
+"""
 
 from __future__ import annotations
 

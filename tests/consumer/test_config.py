@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from consumer.cli import main
-from consumer.config import ConfigError, Config, env_overrides, load_config
+from consumer.config import Config, ConfigError, env_overrides, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "cfguard.yaml"
