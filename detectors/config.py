@@ -1,18 +1,16 @@
 """Detector configuration: one validated spec per detector kind (a discriminated union on ``type``).
 
 PLACEHOLDER owned by the detectors work: replace freely, keeping the names ``DetectorSpec``
-(the union), ``StateConfig`` and ``Strict``.
+(the union) and ``StateConfig``; every spec derives from ``detectors.spec_base.Strict``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from detectors.spec_base import Strict
 
 
 class StateConfig(Strict):
