@@ -60,7 +60,8 @@ def _replay(args: argparse.Namespace) -> int:
             standard = StandardParser() if source.kind == "standard" else None
             for lines in source.batches(cfg.input.batch_size):
                 if standard is not None:
-                    decisions = pipeline.process_parsed(standard.parse(lines), len(lines), path)
+                    n_records = sum(1 for line in lines if not line.startswith(b"#"))
+                    decisions = pipeline.process_parsed(standard.parse(lines), n_records, path)
                 else:
                     decisions = pipeline.process(lines, path)
                 if out is not None:
