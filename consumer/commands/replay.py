@@ -94,11 +94,14 @@ def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> 
             "records_without_key": pipeline.keys.missing[name],
             "tracked": engine.get(f"tracked_keys.{name}", engine.get(f"{name}.tracked_keys")),
         }
+    # Damage found before parsing (over-long lines, bad recorded records, a truncated gzip) is
+    # quarantined by the source: it counts as malformed input like a line the parser refused.
+    malformed = pipeline.quarantine.total
     return {
         "inputs": kinds,
-        "records": c.records,
+        "records": c.parsed + malformed,
         "parsed": c.parsed,
-        "malformed": c.malformed,
+        "malformed": malformed,
         "malformed_by_reason": dict(sorted(pipeline.quarantine.counts.items())),
         "keys": keys,
         "findings": c.findings,
@@ -107,7 +110,7 @@ def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> 
         "engine": engine,
         "actions": pipeline.actions.stats(),
         "elapsed_s": round(elapsed, 3),
-        "records_per_s": round(c.records / elapsed, 1) if elapsed > 0 else None,
+        "records_per_s": round((c.parsed + malformed) / elapsed, 1) if elapsed > 0 else None,
     }
 
 
