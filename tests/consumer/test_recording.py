@@ -169,3 +169,22 @@ def test_record_of_a_missing_stream_is_a_usage_error(endpoint: str, tmp_path: Pa
     rc = main(["record", "--stream", "nope", "--out", str(tmp_path / "x.jsonl"), "--endpoint-url", endpoint])
     assert rc == 2
     assert "stream not found: nope" in capsys.readouterr().err
+
+
+def test_recording_republished_with_replay_to_stream_round_trips(
+    kinesis, endpoint: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    _stream(kinesis, "rt-src", 2)
+    sent = _put(kinesis, "rt-src", 40, "rt")
+    first = tmp_path / "first.jsonl.gz"
+    assert main(["record", "--stream", "rt-src", "--out", str(first), "--endpoint-url", endpoint, "-q"]) == 0
+    _stream(kinesis, "rt-dst", 3)
+    rc = main(
+        ["replay", str(first), "--to-stream", "rt-dst", "--endpoint-url", endpoint, "--speed", "1000", "-q"]
+    )
+    assert rc == 0
+    second = tmp_path / "second.jsonl"
+    assert main(["record", "--stream", "rt-dst", "--out", str(second), "--endpoint-url", endpoint, "-q"]) == 0
+    a = sorted((r.partition_key, r.data) for r in open_input(first).records())
+    b = sorted((r.partition_key, r.data) for r in open_input(second).records())
+    assert a == b and len(a) == len(sent)
