@@ -142,6 +142,7 @@ class FakeLambdaEndpoint:
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
+        self.function_name = "cfguard-block"
         self.faults: list[str] = []
         self.down = False
         self.slow_s = 2.0
@@ -186,7 +187,8 @@ class FakeLambdaEndpoint:
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         body = h.rfile.read(int(h.headers.get("Content-Length", 0)))
-        if "/functions/" not in h.path or not h.path.endswith("/invocations"):
+        name = h.path.split("/functions/", 1)[-1].split("/", 1)[0]
+        if not h.path.endswith("/invocations") or name != self.function_name:
             self._reply(h, 404, {"message": "not found"}, {"x-amzn-ErrorType": "ResourceNotFoundException"})
             return
         with self._lock:
