@@ -41,7 +41,7 @@ class Delivery:
         retry_interval_s: float = 30.0,
         spool_max_attempts: int = 20,
         flush_timeout_s: float = 10.0,
-        wall: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.time,  # for spooled_at only; scheduling is monotonic
     ) -> None:
         self.action = action
         self.spool = spool
@@ -55,7 +55,7 @@ class Delivery:
         self._lock = threading.Lock()
         self._inflight: dict[str, Any] | None = None
         self._spooled_inflight: set[str] = set()
-        self._next_drain = 0.0  # drain at once on start: entries left by a previous run
+        self._next_drain = 0.0  # monotonic; drain at once on start: entries left by a previous run
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -95,7 +95,7 @@ class Delivery:
     # -- worker thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            timeout = max(0.05, min(self.retry_interval_s, self._next_drain - self.wall()))
+            timeout = max(0.05, min(self.retry_interval_s, self._next_drain - time.monotonic()))
             try:
                 item = self.q.get(timeout=timeout)
             except queue.Empty:
@@ -112,12 +112,12 @@ class Delivery:
                 finally:
                     self.q.task_done()
                 continue
-            if self.wall() >= self._next_drain:
+            if time.monotonic() >= self._next_drain:
                 try:
                     self.drain_spool()
                 except Exception:
                     log.exception("spool drain failed; will retry")
-                self._next_drain = self.wall() + self.retry_interval_s
+                self._next_drain = time.monotonic() + self.retry_interval_s
 
     def _deliver(self, payload: dict[str, Any]) -> None:
         ikey = payload["idempotency_key"]

@@ -32,9 +32,13 @@ class Spool:
             raise ValueError("a spool entry needs idempotency_key and payload")
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                os.write(fd, line.encode("utf-8"))
+                data = line.encode("utf-8")
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a line torn by a crash must not swallow this one
+                os.write(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
