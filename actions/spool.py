@@ -2,16 +2,21 @@
 
 An entry is appended (and fsync'ed) before the runner counts the decision as spooled, so a crash
 after that loses nothing. Draining rewrites the file atomically (temp file, fsync, rename) without
-the delivered entries. Entries are keyed by ``idempotency_key``: the same block spooled twice is one
-entry, and redelivering it is harmless because the block Lambda is idempotent on that key.
+the delivered entries. Several processes (one per shard) may share one spool file: appends and
+rewrites hold an exclusive ``flock`` on ``<path>.lock`` as well as the in-process lock. Entries are
+keyed by ``idempotency_key``: the same block spooled twice is one entry, and redelivering it is
+harmless because the block Lambda is idempotent on that key.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +28,25 @@ class Spool:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.corrupt_lines = 0
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     def append(self, entry: dict[str, Any]) -> None:
         """Durably add one entry (``idempotency_key`` and ``payload`` required)."""
         if "idempotency_key" not in entry or "payload" not in entry:
             raise ValueError("a spool entry needs idempotency_key and payload")
         line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
-        with self._lock:
+        with self._locked():
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 data = line.encode("utf-8")
@@ -45,7 +60,7 @@ class Spool:
 
     def entries(self) -> list[dict[str, Any]]:
         """Current entries, the last copy of each idempotency key winning."""
-        with self._lock:
+        with self._locked():
             return list(self._read().values())
 
     def __len__(self) -> int:
@@ -74,7 +89,7 @@ class Spool:
 
     def update(self, done: set[str], changed: dict[str, dict[str, Any]]) -> None:
         """Drop ``done`` keys, replace ``changed`` entries, atomically; keeps entries appended meanwhile."""
-        with self._lock:
+        with self._locked():
             current = self._read()
             for k in done:
                 current.pop(k, None)

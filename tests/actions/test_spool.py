@@ -72,3 +72,30 @@ def test_concurrent_appends_and_updates_lose_nothing(tmp_path: Path) -> None:
     t.join()
     keys = {e["idempotency_key"] for e in s.entries()}
     assert keys == {f"new{i}" for i in range(200)}
+
+
+def _child_appends(path: str, prefix: str, n: int) -> None:
+    s = Spool(Path(path))
+    for i in range(n):
+        s.append(entry(f"{prefix}{i}"))
+
+
+def test_processes_sharing_one_spool_lose_nothing(tmp_path: Path) -> None:
+    """One spool file per host, one consumer process per shard: another process's appends survive
+    this process's rewrites (the flock), where a thread lock alone would lose some."""
+    import multiprocessing
+
+    p = tmp_path / "spool.jsonl"
+    s = Spool(p)
+    for i in range(100):
+        s.append(entry(f"old{i}"))
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_child_appends, args=(str(p), f"p{j}-", 150)) for j in range(2)]
+    for proc in procs:
+        proc.start()
+    for i in range(100):
+        s.update({f"old{i}"}, {})
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    assert {e["idempotency_key"] for e in s.entries()} == {f"p{j}-{i}" for j in range(2) for i in range(150)}
