@@ -98,17 +98,17 @@ class MLDetector:
         model_ready = self._counters["learned"] >= self._ready_after
         flagged = False
         threshold = 0.0
-        if model_ready and (self._threshold.ready or (self.warming_up and self._threshold.usable)):
+        if model_ready and self._threshold.ready:
             threshold = self._threshold.value()
             flagged = score >= threshold
         if model_ready:
-            self._threshold.record(score, flagged)
+            self._threshold.record(score)
 
         if not flagged:
             self._learn(logs)
             return None
         self._counters["flagged"] += 1
-        if self.warming_up or not self._threshold.ready:
+        if self.warming_up:
             self._counters["warmup_suppressed"] += 1
             return None
         self._counters["emitted"] += 1

@@ -1,11 +1,14 @@
 """The ML detector's adaptive threshold: a rolling quantile of recent model scores.
 
 A fixed threshold on a model score is meaningless across models and drifts with traffic; a quantile
-of the scores the model gives the current population is not. Flagged vectors are recorded censored
-at the current quantile: they count as "at least this high" (so a quantile of the population stays
-right: a rank statistic only needs the order) without letting an attacker's extreme scores, or many
-attacking keys, push the threshold up. Excluding them instead would ratchet the threshold down (each
-flagged tail removed lowers the next quantile).
+of the scores the model gives the current population is not. Every score is recorded, flagged or
+not: a rank statistic needs the whole population, and an attacker's extreme scores weigh no more
+than any score above the quantile. Two alternatives were tried and rejected: excluding flagged
+scores ratchets the threshold down (each removed tail lowers the next quantile); recording them
+censored at the current quantile locks it (once more than 1 - q of the scores sit at the quantile it
+can never rise again, and a threshold set too low early keeps flagging several % of ordinary keys).
+The price: abusive vectors making up more than 1 - q of the last ``window`` scores lift the
+threshold to their level (they are still never learned).
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from river import stats
 
 #: A threshold is never below this, so ``score / threshold`` is always defined.
 MIN_THRESHOLD = 1e-12
-#: Scores after which the threshold already guards learning during warm-up.
-USABLE_AFTER = 50
 
 
 class AdaptiveThreshold:
@@ -35,14 +36,7 @@ class AdaptiveThreshold:
 
     @property
     def ready(self) -> bool:
-        """Enough scores to emit findings against."""
         return self.n >= self.min_scores
-
-    @property
-    def usable(self) -> bool:
-        """Enough scores to keep outliers out of the model during warm-up (a rough, high threshold
-        is fine there: nothing is emitted)."""
-        return self.n >= USABLE_AFTER
 
     def quantile(self) -> float:
         v = self._quantile.get()
@@ -52,8 +46,6 @@ class AdaptiveThreshold:
         """The current threshold in model-score units (meaningful once ``ready``)."""
         return max(self.floor, self.factor * self.quantile(), MIN_THRESHOLD)
 
-    def record(self, score: float, flagged: bool) -> None:
-        if flagged:
-            score = min(score, self.quantile())
+    def record(self, score: float) -> None:
         self._quantile.update(score)
         self.n += 1
