@@ -131,20 +131,19 @@ class LineParser:
         if len(parts) != self.n_fields:
             return "field_count", None
         values: list[object] = []
-        worst: str | None = None
-        for c in self.columns:
+        for c in self.columns:  # the first defect in field order names the reason
             raw = parts[c.index]
             if c.numeric:
                 if raw == _DASH:
                     if c.required_time:
-                        worst = worst or "bad_timestamp"
+                        return "bad_timestamp", None
                     values.append(math.nan)
                     continue
                 num = _number(raw, c.kind)
-                if num is None or (c.required_time and not _timestamp_ok(num)):
-                    worst = worst or ("bad_timestamp" if c.required_time else "bad_number")
-                    values.append(math.nan)
-                    continue
+                if c.required_time and (num is None or not _timestamp_ok(num)):
+                    return "bad_timestamp", None
+                if num is None:
+                    return "bad_number", None
                 values.append(num)
             else:
                 try:
@@ -155,8 +154,6 @@ class LineParser:
                     values.append(None)
                 else:
                     values.append(_decode_value(text) if c.decode else text)
-        if worst is not None:
-            return worst, None
         return None, tuple(values)
 
     # ----------------------------------------------------------------- whole batches
@@ -327,7 +324,7 @@ class LineParser:
                 raw = firsts
             elif c.index == nf - 1:
                 raw = lasts
-                if any(x.endswith(b"\r") for x in raw):
+                if ends and any(x.endswith(b"\r") for x in raw):  # "\r\n" endings (not a bare "\r")
                     raw = [x[:-1] if x.endswith(b"\r") else x for x in raw]
             else:
                 raw = flat[c.index :: step]
