@@ -13,8 +13,10 @@ import sys
 
 # One line per command module; keep sorted.
 COMMAND_MODULES: tuple[str, ...] = (
+    "consumer.commands.blocks",
     "consumer.commands.config_cmd",
     "consumer.commands.generate",
+    "consumer.commands.record",
     "consumer.commands.replay",
 )
 
