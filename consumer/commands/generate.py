@@ -7,7 +7,6 @@ import gzip
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import BinaryIO
 
 from consumer.commands._common import EXIT_OK, EXIT_USAGE, CommandError, run_guarded
@@ -22,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write synthetic CloudFront real-time log lines (users, abuse scenarios, hard negatives)",
         description=f"Scenarios: {names}. Syntax: name[:param=value...] comma-separated, 'all' or 'none'.",
     )
-    p.add_argument("--out", "-o", required=True, metavar="FILE", help="output file ('.gz' = gzip; '-' = stdout)")
+    p.add_argument("--out", "-o", required=True, metavar="FILE",
+                   help="output file ('.gz' = gzip; '-' = stdout)")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--records", type=int, metavar="N", help="stop after N lines")
     size.add_argument("--duration", type=float, metavar="S", help="seconds of event time")
@@ -55,9 +55,9 @@ def _open(path: str) -> BinaryIO:
         return sys.stdout.buffer
     if path.endswith(".gz"):
         # mtime=0 and no file name in the header: the same arguments give the same bytes.
-        raw = open(path, "wb")  # noqa: SIM115
+        raw = open(path, "wb")
         return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)  # type: ignore[return-value]
-    return open(path, "wb")  # noqa: SIM115
+    return open(path, "wb")
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -147,7 +147,8 @@ class CdnPrefetcher(Scenario):
         self.actor, self.ip = _hosted(rng, actors, TOOLS["prefetch"])
         self.add_key("ip", self.ip)
         half = self.urls // 2
-        self.targets = [C.thumb_path(f) for f in range(half)] + [C.share_page(f) for f in range(self.urls - half)]
+        self.targets = [C.thumb_path(f) for f in range(half)]
+        self.targets += [C.share_page(f) for f in range(self.urls - half)]
 
     def emit(self, rng, t0, t1):
         t = steady(rng, t0, t1, self.rate, jitter=0.1)

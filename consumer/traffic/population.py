@@ -62,7 +62,9 @@ class UserGroup:
         w = np.minimum(rng.pareto(1.6, n) + 0.05, 300 * 0.6)
         self.cdf = np.cumsum(w) / w.sum()
         self.bw = rng.lognormal(np.log(4e6), 0.9, n)
-        uids = make_uids(rng, n)
+        uids: list[str | None] = list(make_uids(rng, n))
+        for m in np.flatnonzero(rng.random(n) < 0.03).tolist():  # first visit, or cookies blocked
+            uids[m] = None
         self.ip_a: list[str] = [""] * n
         self.ip_b: list[str | None] = [None] * n
         xff: list[str | None] = [None] * n
@@ -96,7 +98,7 @@ class UserGroup:
             edge = reg.edges[(m * 7919) % len(reg.edges)]
             lang = (c.lang or "en").split(",")[0].split("-")[0].split(";")[0]
             actors.add(uids[m], c, edge, reg.country, reg.asns[m % len(reg.asns)], xff=xff[m],
-                       extra_cookies=f"lang={lang}")
+                       extra_cookies=f"lang={lang}" if uids[m] else "")
         self.actor_ids = np.arange(first, first + n)
         self.uids = uids
 
@@ -126,7 +128,8 @@ class UserGroup:
                 b = browser[sel]
                 parts.append(B.browse(rng, s[b], a[b], [x for x, y in zip(i, b.tolist(), strict=True) if y]))
                 nb = ~b
-                parts.append(B.app_sync(rng, s[nb], a[nb], [x for x, y in zip(i, nb.tolist(), strict=True) if y]))
+                ib = [x for x, y in zip(i, nb.tolist(), strict=True) if y]
+                parts.append(B.app_sync(rng, s[nb], a[nb], ib))
             elif fn == "download":
                 us = user[sel]
                 parts.append(B.downloads(rng, s, a, i, C.popular_files(rng, len(sel)), self.ranged[us],

@@ -30,7 +30,8 @@ def _convert(cls: type[Scenario], name: str, raw: str) -> object:
         if isinstance(default, float) or default is None:
             return float(raw)
     except ValueError:
-        raise ValueError(f"{cls.name}: parameter {name}={raw!r} is not a valid {type(default).__name__}") from None
+        kind = type(default).__name__
+        raise ValueError(f"{cls.name}: parameter {name}={raw!r} is not a valid {kind}") from None
     return raw
 
 

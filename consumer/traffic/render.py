@@ -156,7 +156,8 @@ class Renderer:
                 f"{ts[i]}\t{ip}\t{ttfb[i]}\t{status}\t{scb}\t{method}\thttps\t{DIST_DNS}\t{stem}\t{cs_bytes}\t"
                 f"{edges[actor]}\t{ids[i]}\t{host}\t{taken[i]}\t{proto}\t{'IPv6' if ':' in ip else 'IPv4'}\t"
                 f"{ua}\t{referer}\t{cookie}\t{query or '-'}\t{rtype}\t{xff}\t{tls}\t{cipher}\t{etype}\t-\t-\t"
-                f"{ctype}\t{clen[i]}\t{'-' if rs < 0 else rs}\t{'-' if rs < 0 else re_}\t{ports[i]}\t{dtype}\t"
+                f"{ctype}\t{clen[i]}\t{'-' if rs < 0 else rs}\t{'-' if rs < 0 else re_}\t"
+                f"{ports[i]}\t{dtype}\t"
                 f"{countries[actor]}\t{acc_enc}\t{accept}\t{behavior}\t{hdrs}\t{names}\t{count}\t"
                 f"{DIST_ID}\t{DIST_DNS}\t{fbl[i]}\t{lbl[i]}\t"
                 f"{asns[actor]}\n".encode()

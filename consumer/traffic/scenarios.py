@@ -11,7 +11,7 @@ from consumer.traffic import behaviour as B
 from consumer.traffic import content as C
 from consumer.traffic.addresses import hosting_ipv4, region_addresses
 from consumer.traffic.base import Scenario, poisson_times, steady
-from consumer.traffic.events import Actors, Requests
+from consumer.traffic.events import Actors
 from consumer.traffic.kinds import K, R
 from consumer.traffic.population import make_uids
 from consumer.traffic.vocab import CLIENTS, HOSTING_ASNS, REGIONS, TOOLS

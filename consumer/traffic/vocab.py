@@ -79,28 +79,29 @@ class Client:
     chrome_hints: str | None = None  # the sec-ch-ua value of Chromium browsers
 
 
+_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) "
 _CH_CHROME = '"Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"'
 _CH_EDGE = '"Chromium";v="124", "Microsoft Edge";v="124", "Not-A.Brand";v="99"'
 
 CLIENTS: tuple[Client, ...] = (
-    Client("chrome-win", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/124.0.0.0 Safari/537.36", "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256",
-           "gzip, deflate, br, zstd", "en-US,en;q=0.9", True, False, _CH_CHROME),
-    Client("chrome-mac", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/124.0.0.0 Safari/537.36", "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256",
-           "gzip, deflate, br, zstd", "en-GB,en;q=0.9,de;q=0.8", True, False, _CH_CHROME),
+    Client("chrome-win", _WIN + "Chrome/124.0.0.0 Safari/537.36", "HTTP/2.0", "TLSv1.3",
+           "TLS_AES_128_GCM_SHA256", "gzip, deflate, br, zstd", "en-US,en;q=0.9", True, False, _CH_CHROME),
+    Client("chrome-mac", _MAC + "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+           "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "gzip, deflate, br, zstd",
+           "en-GB,en;q=0.9,de;q=0.8", True, False, _CH_CHROME),
     Client("chrome-android", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/124.0.0.0 Mobile Safari/537.36", "HTTP/3.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256",
            "gzip, deflate, br, zstd", "en-IN,en;q=0.9,hi;q=0.8", True, False, _CH_CHROME),
-    Client("edge-win", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.67", "HTTP/2.0", "TLSv1.3", "TLS_AES_256_GCM_SHA384",
-           "gzip, deflate, br, zstd", "de-DE,de;q=0.9,en;q=0.8", True, False, _CH_EDGE),
+    Client("edge-win", _WIN + "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.67", "HTTP/2.0", "TLSv1.3",
+           "TLS_AES_256_GCM_SHA384", "gzip, deflate, br, zstd", "de-DE,de;q=0.9,en;q=0.8", True, False,
+           _CH_EDGE),
     Client("safari-iphone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 "
            "(KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1", "HTTP/2.0", "TLSv1.3",
            "TLS_AES_128_GCM_SHA256", "gzip, deflate, br", "ja-JP,ja;q=0.9", True, False),
-    Client("safari-mac", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-           "Version/17.4.1 Safari/605.1.15", "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256",
-           "gzip, deflate, br", "fr-FR,fr;q=0.9", True, False),
+    Client("safari-mac", _MAC + "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
+           "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "gzip, deflate, br", "fr-FR,fr;q=0.9",
+           True, False),
     Client("firefox-linux", "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
            "HTTP/2.0", "TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256", "gzip, deflate, br, zstd",
            "en-US,en;q=0.5", True, False),
@@ -122,14 +123,14 @@ TOOLS: dict[str, Client] = {
                      "gzip, deflate", None, False, False),
     "go": Client("go", "Go-http-client/2.0", "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "gzip", None,
                  False, False),
-    "scanner": Client("scanner", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                      "Chrome/87.0.4280.88 Safari/537.36", "HTTP/1.1", "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256",
-                      "gzip", None, False, False),
+    "scanner": Client("scanner", _WIN + "Chrome/87.0.4280.88 Safari/537.36", "HTTP/1.1", "TLSv1.2",
+                      "ECDHE-RSA-AES128-GCM-SHA256", "gzip", None, False, False),
     "curl": Client("curl", "curl/8.5.0", "HTTP/2.0", "TLSv1.3", "TLS_AES_256_GCM_SHA384", "-", None,
                    False, False),
     "monitor": Client("monitor", "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
                       "HTTP/1.1", "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "gzip", None, False, False),
-    "prefetch": Client("prefetch", "Mozilla/5.0 (compatible; FileDropEdgeWarmer/1.2; +https://www.filedrop.example/bot)",
+    "prefetch": Client("prefetch",
+                       "Mozilla/5.0 (compatible; FileDropEdgeWarmer/1.2; +https://www.filedrop.example/bot)",
                        "HTTP/2.0", "TLSv1.3", "TLS_AES_128_GCM_SHA256", "gzip, br", None, False, False),
 }
 
