@@ -187,6 +187,10 @@ class MLDetector:
 
     # -- state ----------------------------------------------------------------------------------
 
+    def clone(self) -> MLDetector:
+        """A fresh, untrained detector with the same configuration (river's ``clone`` semantics)."""
+        return MLDetector(self.spec)
+
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = {f"ml.{self.name}.{k}": v for k, v in self._counters.items()}
         out[f"ml.{self.name}.threshold"] = self._threshold.value() if self._threshold.ready else 0.0

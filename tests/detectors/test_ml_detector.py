@@ -4,6 +4,7 @@ flagged vectors never learned, state picklable, deterministic, independent of th
 from __future__ import annotations
 
 import copy
+import json
 import math
 import pickle
 
@@ -90,6 +91,7 @@ def test_every_abuse_kind_is_flagged_with_evidence(model: str, seed: int) -> Non
         names = {t["feature"] for t in top}
         assert names & EXPECTED_CONTRIBUTORS[kind], f"{model}: {kind} explained by {names}"
         assert all(set(t) == {"feature", "value", "typical", "deviation", "score_drop"} for t in top)
+        assert json.loads(json.dumps(ev)) == ev  # plain JSON figures, for the decision log
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -196,6 +198,13 @@ def test_clones_are_independent(model: str) -> None:
     _feed(clone, HELD_OUT[:100] + list(abusive_vectors(3).values()))
     assert det.snapshot() == before
     assert clone.snapshot() != before
+
+
+def test_clone_is_fresh_and_configured_alike() -> None:
+    det = trained("hst")
+    fresh = det.clone()
+    assert fresh.spec == det.spec and fresh.learned == 0 and det.learned > 0
+    assert fresh.snapshot() == MLDetector(det.spec).snapshot()
 
 
 @pytest.mark.parametrize("model", list(MODELS))
