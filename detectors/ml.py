@@ -38,7 +38,7 @@ _SNAPSHOT_VERSION = 1
 
 def _state_fingerprint(spec: MLSpec) -> dict[str, Any]:
     """The config fields the learned state depends on; others (mode, quantile...) may change."""
-    return {"features": list(spec.features), "model": spec.model.model_dump(), "seed": spec.model_seed}
+    return {"features": list(spec.model_features), "model": spec.model.model_dump(), "seed": spec.model_seed}
 
 
 class MLDetector:
@@ -48,13 +48,13 @@ class MLDetector:
         self.spec = spec
         self.name = spec.name
         self.window_s = spec.window_s
-        self._features = spec.features
-        self._metrics = sorted(spec.metrics)
-        self._parts = [(f.split("/")[0], f.split("/")[1] if "/" in f else None) for f in spec.features]
+        self._features = spec.model_features
+        self._metrics = spec.features
+        self._parts = [(f.split("/")[0], f.split("/")[1] if "/" in f else None) for f in self._features]
         self._ready_after = ready_after(spec)
         self._model = build_model(spec)
-        self._scaler = LogRangeScaler(spec.features)
-        self._moments = RunningMoments(len(spec.features))
+        self._scaler = LogRangeScaler(self._features)
+        self._moments = RunningMoments(len(self._features))
         self._threshold = self._new_threshold()
         self._counters: dict[str, int] = dict.fromkeys(
             ("scored", "learned", "flagged", "emitted", "warmup_suppressed", "invalid_values",

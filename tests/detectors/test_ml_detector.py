@@ -180,7 +180,7 @@ def test_snapshot_restore_into_a_fresh_detector() -> None:
 def test_restore_with_other_features_is_refused_and_mode_change_is_kept() -> None:
     det = trained("hst")
     snap = det.snapshot()
-    other = MLDetector(_spec(features=["requests", "bytes_sent"]))
+    other = MLDetector(_spec(features=["requests", "bytes_sent"], ratios=["bytes_sent/requests"]))
     with pytest.raises(ValueError, match=r"different \['features'\]"):
         other.restore(snap)
     shadow = MLDetector(_spec(mode="shadow"))
