@@ -181,8 +181,11 @@ def test_restore_with_other_features_is_refused_and_mode_change_is_kept() -> Non
     det = trained("hst")
     snap = det.snapshot()
     other = MLDetector(_spec(features=["requests", "bytes_sent"], ratios=["bytes_sent/requests"]))
+    _feed(other, TRAIN[:300])
+    other_before = other.snapshot()
     with pytest.raises(ValueError, match=r"different \['features'\]"):
         other.restore(snap)
+    assert other.snapshot() == other_before, "a refused snapshot leaves the detector as it was"
     shadow = MLDetector(_spec(mode="shadow"))
     shadow.restore(snap)
     f = shadow.evaluate("user", "s", abusive_vectors(3)["scanner"], 0.0, WINDOW_S)
