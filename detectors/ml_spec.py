@@ -56,9 +56,12 @@ class HalfSpaceTreesModel(Strict):
 
 
 class LODAModel(Strict):
-    """river ``anomaly.LODA``: sparse random projections, each summarised by a streaming histogram;
-    slower (one histogram lookup per projection) and does not forget, but sees joint deviations
-    that axis-aligned trees need depth to isolate."""
+    """river ``anomaly.LODA``: sparse random projections, each summarised by a streaming histogram.
+    Sees joint deviations that axis-aligned trees need depth to isolate and separates the test
+    abusers by far wider margins, but is slower (one histogram lookup per projection) and never
+    forgets: after traffic drifts its histograms cover both regimes and it loses sensitivity (in
+    tests, a 40 GB download went unflagged once everyone was 3x busier). Prefer HalfSpaceTrees where
+    traffic drifts."""
 
     kind: Literal["loda"] = "loda"
     n_bins: int = Field(10, ge=2, le=1000)

@@ -203,6 +203,23 @@ def test_clones_are_independent(model: str) -> None:
     assert clone.snapshot() != before
 
 
+def _scaled(vectors: list[dict[str, float]], factor: float) -> list[dict[str, float]]:
+    """The same users, all busier by ``factor`` (a product launch, a holiday)."""
+    busy = ("requests", "bytes_sent", "cache_misses", "distinct_uris", "range_requests")
+    return [{k: (x * factor if k in busy else x) for k, x in v.items()} for v in vectors]
+
+
+def test_follows_traffic_drift() -> None:
+    """Everyone 3x busier: no alert storm, and abusers are still flagged afterwards (default model)."""
+    det = trained("hst")
+    during = _feed(det, _scaled(normal_vectors(4000, seed=20), 3.0))
+    assert len(during) <= 0.005 * 4000
+    after = _feed(det, _scaled(normal_vectors(2000, seed=21), 3.0))
+    assert len(after) <= 0.005 * 2000
+    for kind, v in abusive_vectors(3).items():
+        assert copy.deepcopy(det).evaluate("user", kind, v, 0.0, WINDOW_S) is not None, kind
+
+
 def test_clone_is_fresh_and_configured_alike() -> None:
     det = trained("hst")
     fresh = det.clone()
