@@ -84,7 +84,7 @@ def _replay(args: argparse.Namespace) -> int:
         for path in args.paths:
             source = open_input(path, quarantine=quarantine)
             kinds[path] = source.kind
-            standard = StandardParser() if source.kind == "standard" else None
+            standard = StandardParser(pipeline.wanted, decode=cfg.input.decode) if source.kind == "standard" else None
             for lines in source.batches(cfg.input.batch_size):
                 if pacer is not None:
                     pacer.wait_until(line_time(lines[0]))
