@@ -26,14 +26,18 @@ def _pair_parts(client: Client, kind_idx: int) -> tuple:
     referer = "https://www.filedrop.example/files" if (client.browser and kind.subresource) else None
     headers: list[tuple[str, str]] = [("host", kind.host)]
     if client.chrome_hints:
-        headers += [("sec-ch-ua", client.chrome_hints),
-                    ("sec-ch-ua-mobile", "?1" if "Mobile" in client.ua else "?0"),
-                    ("sec-ch-ua-platform", '"Android"' if "Android" in client.ua else '"Windows"')]
+        headers += [
+            ("sec-ch-ua", client.chrome_hints),
+            ("sec-ch-ua-mobile", "?1" if "Mobile" in client.ua else "?0"),
+            ("sec-ch-ua-platform", '"Android"' if "Android" in client.ua else '"Windows"'),
+        ]
     headers += [("user-agent", client.ua), ("accept", accept)]
     if client.browser:
-        headers += [("sec-fetch-site", "same-site" if kind.host.startswith("api.") else "same-origin"),
-                    ("sec-fetch-mode", "navigate" if kind.fetch_dest == "document" else "cors"),
-                    ("sec-fetch-dest", kind.fetch_dest)]
+        headers += [
+            ("sec-fetch-site", "same-site" if kind.host.startswith("api.") else "same-origin"),
+            ("sec-fetch-mode", "navigate" if kind.fetch_dest == "document" else "cors"),
+            ("sec-fetch-dest", kind.fetch_dest),
+        ]
         if referer:
             headers.append(("referer", referer))
     if client.accept_encoding != "-":
@@ -41,8 +45,9 @@ def _pair_parts(client: Client, kind_idx: int) -> tuple:
     if client.lang:
         headers.append(("accept-language", client.lang))
     if kind.method in ("POST", "PUT"):
-        headers.append(("content-type", "application/json" if kind.method == "POST"
-                        else "application/octet-stream"))
+        headers.append(
+            ("content-type", "application/json" if kind.method == "POST" else "application/octet-stream")
+        )
     if not h2:
         headers.insert(1, ("connection", "keep-alive"))
 
@@ -55,10 +60,25 @@ def _pair_parts(client: Client, kind_idx: int) -> tuple:
     # HTTP/2 and HTTP/3 compress headers (HPACK/QPACK): repeated ones cost a few bytes each.
     base_cs = max(30, raw_len // 9) if h2 else raw_len
     return (
-        kind.method, kind.host, client.proto, cf_encode(client.ua), cf_encode(referer) if referer else "-",
-        client.tls, client.cipher, kind.content_type, cf_encode(client.accept_encoding),
-        cf_encode(accept), kind.behavior, block, names, len(headers),
-        name("cookie"), name("range"), name("x-api-key"), base_cs, h2,
+        kind.method,
+        kind.host,
+        client.proto,
+        cf_encode(client.ua),
+        cf_encode(referer) if referer else "-",
+        client.tls,
+        client.cipher,
+        kind.content_type,
+        cf_encode(client.accept_encoding),
+        cf_encode(accept),
+        kind.behavior,
+        block,
+        names,
+        len(headers),
+        name("cookie"),
+        name("range"),
+        name("x-api-key"),
+        base_cs,
+        h2,
     )
 
 
@@ -71,7 +91,7 @@ def request_ids(rng: np.random.Generator, n: int) -> list[str]:
     tail_b = rng.integers(0, 4, n)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     return [
-        f"{body[i * 52:(i + 1) * 52]}{alphabet[a]}{'AQgw'[b]}=="
+        f"{body[i * 52 : (i + 1) * 52]}{alphabet[a]}{'AQgw'[b]}=="
         for i, a, b in zip(range(n), tail_a.tolist(), tail_b.tolist(), strict=True)
     ]
 
@@ -128,12 +148,42 @@ class Renderer:
         out: list[bytes] = []
         append = out.append
         cookies, edges, countries, asns, xffs, keys = a.cookie, a.edge, a.country, a.asn, a.xff, a.api_key
-        for (i, p, actor, ip, uri, query, status, scb, res, rs, re_, body) in zip(
-            range(n), pair_list, req.actor.tolist(), req.ip, req.uri, req.query, req.status.tolist(),
-            req.sc_bytes.tolist(), req.result.tolist(), rs_l, re_l, req.body.tolist(), strict=True,
+        for i, p, actor, ip, uri, query, status, scb, res, rs, re_, body in zip(
+            range(n),
+            pair_list,
+            req.actor.tolist(),
+            req.ip,
+            req.uri,
+            req.query,
+            req.status.tolist(),
+            req.sc_bytes.tolist(),
+            req.result.tolist(),
+            rs_l,
+            re_l,
+            req.body.tolist(),
+            strict=True,
         ):
-            (method, host, proto, ua, referer, tls, cipher, ctype, acc_enc, accept, behavior,
-             hdrs, names, count, ck_name, rg_name, key_name, base_cs, h2) = p
+            (
+                method,
+                host,
+                proto,
+                ua,
+                referer,
+                tls,
+                cipher,
+                ctype,
+                acc_enc,
+                accept,
+                behavior,
+                hdrs,
+                names,
+                count,
+                ck_name,
+                rg_name,
+                key_name,
+                base_cs,
+                h2,
+            ) = p
             cookie = cookies[actor]
             key = keys[actor]
             if cookie != "-":
