@@ -155,3 +155,24 @@ def test_empty_batch_and_config_errors() -> None:
         RealtimeParser(ALL_45, ["sc-bytes"], decode=["sc-bytes"])
     with pytest.raises(ValueError, match="unknown"):
         RealtimeParser((*ALL_45, "bogus"), [])
+
+
+def test_fixed_width_timestamp_path_is_exact_and_falls_back() -> None:
+    import random
+
+    rng = random.Random(4)
+    stamps = [
+        f"{rng.randrange(1_000_000_000, 4_102_444_800)}.{rng.randrange(1000):03d}" for _ in range(20_000)
+    ]
+    lines = [f"{s}\t1.2.3.4\n".encode() for s in stamps]
+    r = RealtimeParser(["timestamp", "c-ip"], []).parse(lines)
+    assert r.batch.time.tolist() == [float(s) for s in stamps]
+    # other shapes of a valid timestamp in the same chunk take the general path, same values
+    mixed = [*lines[:10], b"1700000000\t1.2.3.4\n", b"1700000000.5\t1.2.3.4\n", b"0999999999.999\t1.2.3.4\n"]
+    r = RealtimeParser(["timestamp", "c-ip"], []).parse(mixed)
+    assert r.malformed == []
+    assert r.batch.time.tolist() == [float(s) for s in stamps[:10]] + [
+        1700000000.0,
+        1700000000.5,
+        999999999.999,
+    ]
