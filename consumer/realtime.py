@@ -5,10 +5,13 @@ One Kinesis record carries one line: tab-separated fields in CloudFront's fixed 
 
 Why it is built this way (figures in ``bench/results/parse.md``): per-record Python work is what
 costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: ``b"".join`` then one C
-``split(b"\\t")``, wanted columns taken by slicing that flat list, numbers converted column by column
-(``float`` in C over the column, validated with one ``translate`` per column), text decoded
-column by column. Line structure is verified without a per-line Python loop: every line must end
-with its one ``\\n`` and that newline must fall in the element where the N-th field of the line ends.
+``split(b"\t")``, and the wanted columns are slices of that flat list. Line structure is verified
+without a per-line Python loop: every line ends with its one ``\n`` (one numpy count over the
+buffer) and that newline falls in the element where the line's N-th field ends. Columns are then
+converted one at a time: repetitive fields (status, method, result type, user agent, cookie...)
+through a small per-column table of converted values kept across batches (each distinct value is
+validated and converted once, and equal texts share one ``str``); other numbers with ``float`` in C
+after one ``translate`` check of the whole column; ``dddddddddd.ddd`` timestamps vectorised.
 
 Anything the fast path does not accept goes through :func:`LineParser.parse_line`, the reference
 semantics for one line, which decides whether the line is a record or malformed (and why); the fast
