@@ -59,15 +59,18 @@ def engine_fields() -> tuple[str, ...] | None:
 
 # ------------------------------------------------------------------------------ input files
 def generate(path: Path, n: int, seed: int) -> None:
-    with open(path, "wb") as f:
+    tmp = path.with_suffix(".partial")
+    with open(tmp, "wb") as f:
         for chunk in _chunks(LineMaker(seed).lines(n), 10_000):
             f.write(b"".join(chunk))
+    tmp.replace(path)
 
 
 def to_standard(src: Path, dst: Path) -> None:
     """The same requests in the standard (W3C) layout, with its header."""
     names = [realtime_name(w) for w in DEFAULT_FIELDS]
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
+    tmp = dst.with_suffix(".partial")
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
         fout.write(b"#Version: 1.0\n#Fields: " + " ".join(DEFAULT_FIELDS).encode() + b"\n")
         for line in fin:
             parts = line.rstrip(b"\n").split(b"\t")
@@ -75,6 +78,7 @@ def to_standard(src: Path, dst: Path) -> None:
             out = [ts.strftime("%Y-%m-%d").encode(), ts.strftime("%H:%M:%S").encode()]
             out += [parts[POSITION[n]] if n else b"-" for n in names[2:]]
             fout.write(b"\t".join(out) + b"\n")
+    tmp.replace(dst)  # only a complete file is reused
 
 
 def _chunks(it, size: int) -> Iterator[list]:

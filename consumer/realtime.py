@@ -399,8 +399,16 @@ def _numbers(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, obje
     arr: np.ndarray | None = None
     if c.required_time and (fixed := _fixed_width_timestamps(raw)) is not None:
         return fixed  # in range by construction of the check
-    if raw.count(_DASH) == n:  # e.g. sc-range-start: almost always missing
+    dashes = raw.count(_DASH)
+    if dashes == n:  # e.g. sc-range-start: almost always missing
         arr = np.full(n, np.nan)
+    elif dashes * 4 > n * 3 and not c.required_time:
+        # Mostly missing: convert only the present values.
+        present = list(compress(range(n), map(_DASH.__ne__, raw)))
+        sub_bad: set[int] = set()
+        arr = np.full(n, np.nan)
+        arr[present] = _numbers_distinct([raw[i] for i in present], c, sub_bad)
+        bad.update(present[i] for i in sub_bad)
     elif _repetitive(raw, table):
         kind = c.kind
 

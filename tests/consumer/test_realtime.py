@@ -176,3 +176,15 @@ def test_fixed_width_timestamp_path_is_exact_and_falls_back() -> None:
         1700000000.5,
         999999999.999,
     ]
+
+
+def test_mostly_missing_numeric_column() -> None:
+    lines = [_line(sc_range_start="-") for _ in range(100)]
+    lines[10] = _line(sc_range_start="1024")
+    lines[50] = _line(sc_range_start="12x")
+    lines[90] = _line(sc_range_start="0")
+    r = RealtimeParser(ALL_45, ["sc-range-start"]).parse(lines)
+    assert r.malformed == [("bad_number", lines[50])]
+    col = r.batch.numbers["sc-range-start"]
+    assert len(col) == 99 and col[10] == 1024 and col[89] == 0
+    assert np.isnan(np.delete(col, [10, 89])).all()
