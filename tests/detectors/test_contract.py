@@ -10,7 +10,6 @@ as in-order input, and empty input is a no-op.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import pickle
@@ -24,6 +23,7 @@ from detectors.batch import RecordBatch
 from detectors.config import BaselineSpec, RatioSpec, RuleSpec, StateConfig
 from detectors.engine import Engine
 from detectors.finding import Finding
+from detectors.ml_spec import HalfSpaceTreesModel, MLSpec
 from detectors.spec_base import Strict
 from detectors.windowclose import WindowCloseAdapter
 from tests.detectors.helpers import as_json
@@ -82,23 +82,20 @@ CASES: dict[str, Callable[[], Engine]] = {
     "window_close": _closed_engine,
 }
 
-if importlib.util.find_spec("detectors.ml") is not None:  # the online-ML kind, once merged
-    from detectors.ml_spec import HalfSpaceTreesModel, MLSpec  # type: ignore[import-not-found]
-
-    CASES["ml"] = lambda: Engine.from_config(
-        [
-            MLSpec(
-                name="ml",
-                key="ip",
-                window="1m",
-                min_requests=1,
-                warmup=20,
-                model=HalfSpaceTreesModel(window_size=10),
-            )
-        ],
-        STATE,
-        ["ip"],
-    )
+CASES["ml"] = lambda: Engine.from_config(
+    [
+        MLSpec(
+            name="ml",
+            key="ip",
+            window="1m",
+            min_requests=2,  # (the memory check's keys make one request each: no river call per key)
+            warmup=20,
+            model=HalfSpaceTreesModel(window_size=10),
+        )
+    ],
+    STATE,
+    ["ip"],
+)
 
 KINDS = sorted(CASES)
 
@@ -170,6 +167,9 @@ def test_memory_is_bounded_with_100k_distinct_keys(kind: str) -> None:
         b.numbers["sc-bytes"] = np.full(m, 1000.0)
         b.texts["cs-uri-stem"] = [f"/p{i}" for i in range(m)]
         b.texts["x-edge-result-type"] = ["Miss"] * m
+        b.texts["cs-user-agent"] = ["curl/8"] * m
+        b.numbers["sc-range-start"] = np.full(m, np.nan)
+        b.numbers["cs-bytes"] = np.full(m, 100.0)
         b.keys[kt] = [f"key{i}" for i in range(a, a + m)]
         e.process(b)
     st = e.stats()
