@@ -237,8 +237,8 @@ def test_out_of_order_within_lateness_gives_the_same_state(kind: str) -> None:
     for sk, store in in_order.stores.items():
         other = shuffled.stores[sk]
         n = in_order.tables[sk[0]].next_slot
-        ids = {k: s for k, s in in_order.tables[sk[0]].index.items()}
-        ids2 = shuffled.tables[sk[0]].index
+        ids = {k: in_order.tables[sk[0]].slot_of(k) for k in in_order.tables[sk[0]].live_keys()}
+        ids2 = {k: shuffled.tables[sk[0]].slot_of(k) for k in shuffled.tables[sk[0]].live_keys()}
         a = np.array([ids[k] for k in sorted(ids)])
         b = np.array([ids2[k] for k in sorted(ids)])
         assert n == shuffled.tables[sk[0]].next_slot

@@ -126,7 +126,7 @@ def test_baseline_learns_at_window_close_and_scores_against_mean_plus_k_std() ->
     for minute, n in enumerate((4, 6, 4)):
         found += e.process(batch([{"t": 60.0 * minute + i, "user": "u"} for i in range(n)], ["user"]))
     assert found == []  # history too short while the first three windows were open
-    slot = e.tables["user"].index["u"]
+    slot = e.tables["user"].slot_of("u")
     assert det.count[slot] == 2  # [0,60) and [60,120) closed; [120,180) still open
     e.process(batch([{"t": 180.0, "user": "other"}], ["user"]))  # closes [120,180) for u
     assert det.count[slot] == 3
@@ -159,7 +159,7 @@ def test_baseline_learns_every_window_of_a_batch_spanning_several() -> None:
     rows = [{"t": 60.0 * m + 1, "user": "u"} for m in range(8) for _ in range(4 + m % 2)]  # 4,5,4,5,...
     e.process(batch([*rows, {"t": 481.0, "user": "x"}], ["user"]))
     det = e.detectors[0]
-    slot = e.tables["user"].index["u"]
+    slot = e.tables["user"].slot_of("u")
     assert det.count[slot] == 8 and det.learned >= 8
     mean, var = 4.0, 0.0
     for x in (5, 4, 5, 4, 5, 4, 5):
