@@ -335,7 +335,7 @@ class Engine:
             return
         for sk, store in self.stores.items():
             if sk[0] == kt:
-                for cw in store.close_released(slots):
+                for cw in store.close_released(slots, self.watermark):
                     findings.extend(self._dispatch(sk, cw, table))
                 store.reset(slots)
         for i in self.by_key_type[kt]:

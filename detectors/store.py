@@ -49,10 +49,13 @@ class ClosedWindows:
     slots: np.ndarray
     window_ids: np.ndarray
     metrics: dict[str, np.ndarray]  # float64, aligned with ``slots``
+    as_of: float | None = None  # set when windows are delivered before their end (evicted keys)
 
     @property
     def end_times(self) -> np.ndarray:
-        return (self.window_ids + 1).astype(np.float64) * self.window_s
+        """Event time of each closed window: its end, or ``as_of`` for a window cut short."""
+        ends = (self.window_ids + 1).astype(np.float64) * self.window_s
+        return ends if self.as_of is None else np.minimum(ends, self.as_of)
 
 
 @dataclass
@@ -198,13 +201,16 @@ class WindowStore:
         cid = self.cur_id[:n_slots].astype(np.int64)
         return self._due(slots, cid, cid - 1 <= closed_upto, cid <= closed_upto)
 
-    def close_released(self, slots: np.ndarray) -> list[ClosedWindows]:
-        """Keys about to be forgotten: their open windows are delivered as they are."""
+    def close_released(self, slots: np.ndarray, as_of: float) -> list[ClosedWindows]:
+        """Keys about to be forgotten: their open windows are delivered as they are, at ``as_of``."""
         if self.emitted is None or slots.size == 0:
             return []
         cid = self.cur_id[slots].astype(np.int64)
         yes = np.ones(slots.size, dtype=bool)
-        return self._due(slots, cid, yes, yes)
+        out = self._due(slots, cid, yes, yes)
+        for cw in out:
+            cw.as_of = as_of
+        return out
 
     # -- the batch update -------------------------------------------------------------------------
 
