@@ -13,8 +13,11 @@ Per vector (the engine calls ``evaluate`` when a key's window closes, event time
 4. Below: learned by the scaler, the model and the running moments behind the evidence.
 
 Warm-up: the first ``spec.warmup`` learned vectors can never produce a finding, whatever their
-score. Once the threshold has enough scores, vectors above it are already kept out of the model
-during warm-up (nothing is emitted for them): an abuser present at start-up is not learned either.
+score. Once the threshold has enough scores (model ready + ``1 / (1 - quantile)`` scores, ~1,250
+vectors by default), vectors above it are kept out of the model during warm-up too (nothing is
+emitted for them). Before that, everything is learned: abusers making up a sizeable share of the
+very first vectors are learned as normal until the model forgets them (HalfSpaceTrees keeps two
+windows of mass; the scaler's range decays towards its running 99.9 % quantile).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ _SNAPSHOT_VERSION = 1
 
 def _state_fingerprint(spec: MLSpec) -> dict[str, Any]:
     """The config fields the learned state depends on; others (mode, quantile...) may change."""
-    return {"features": list(spec.features), "model": spec.model.model_dump(), "seed": spec.model_seed}
+    return {"features": list(spec.model_features), "model": spec.model.model_dump(), "seed": spec.model_seed}
 
 
 class MLDetector:
@@ -48,25 +51,17 @@ class MLDetector:
         self.spec = spec
         self.name = spec.name
         self.window_s = spec.window_s
-        self._features = spec.features
-        self._metrics = sorted(spec.metrics)
-        self._parts = [(f.split("/")[0], f.split("/")[1] if "/" in f else None) for f in spec.features]
+        self._features = spec.model_features
+        self._metrics = spec.features
+        self._parts = [(f.split("/")[0], f.split("/")[1] if "/" in f else None) for f in self._features]
         self._ready_after = ready_after(spec)
         self._model = build_model(spec)
-        self._scaler = LogRangeScaler(spec.features)
-        self._moments = RunningMoments(len(spec.features))
+        self._scaler = LogRangeScaler(self._features)
+        self._moments = RunningMoments(len(self._features))
         self._threshold = self._new_threshold()
         self._counters: dict[str, int] = dict.fromkeys(
-            (
-                "scored",
-                "learned",
-                "flagged",
-                "emitted",
-                "warmup_suppressed",
-                "invalid_values",
-                "missing_features",
-                "below_min_requests",
-            ),
+            ("scored", "learned", "flagged", "emitted", "warmup_suppressed", "invalid_values",
+             "missing_features", "below_min_requests"),
             0,
         )
         self._warned_missing: set[str] = set()
@@ -90,10 +85,8 @@ class MLDetector:
     ) -> Finding | None:
         """Judge one key's closed window; learn it unless it is flagged. Returns a finding or None."""
         if window_s != self.window_s:
-            raise ValueError(
-                f"ML detector {self.name!r} has window {self.spec.window} "
-                f"({self.window_s} s), called with window_s={window_s}"
-            )
+            raise ValueError(f"ML detector {self.name!r} has window {self.spec.window} "
+                             f"({self.window_s} s), called with window_s={window_s}")
         requests = features.get("requests")
         if requests is not None and requests < self.spec.min_requests:
             # The engine filters on min_requests; this keeps a stray call from teaching the model.
@@ -144,9 +137,8 @@ class MLDetector:
             self._counters["missing_features"] += 1
             if name not in self._warned_missing:
                 self._warned_missing.add(name)
-                log.warning(
-                    "ML detector %r: metric %r missing from the engine's metrics; using 0", self.name, name
-                )
+                log.warning("ML detector %r: metric %r missing from the engine's metrics; using 0",
+                            self.name, name)
             return None
         v = float(v)
         if not math.isfinite(v) or v < 0.0:
@@ -172,24 +164,21 @@ class MLDetector:
         self._model.learn_one(self._scaler.transform(logs))
         self._counters["learned"] += 1
 
-    def _evidence(
-        self, raw: list[float], logs: list[float], x: dict[str, float], score: float, threshold: float
-    ) -> dict[str, Any]:
+    def _evidence(self, raw: list[float], logs: list[float], x: dict[str, float],
+                  score: float, threshold: float) -> dict[str, Any]:
         contributions = []
         for i, name in enumerate(self._features):
             typical_log = self._moments.mean[i]
             x_typical = dict(x)
             x_typical[name] = self._scaler.transform_one(i, typical_log)
             loo = positive_score(self.spec, self._model.score_one(x_typical))
-            contributions.append(
-                {
-                    "feature": name,
-                    "value": round(raw[i], 6),
-                    "typical": round(math.expm1(typical_log), 3),
-                    "deviation": round(self._moments.deviation(i, logs[i]), 3),
-                    "score_drop": round((score - loo) / score, 4) if score > 0 else 0.0,
-                }
-            )
+            contributions.append({
+                "feature": name,
+                "value": round(raw[i], 6),
+                "typical": round(math.expm1(typical_log), 3),
+                "deviation": round(self._moments.deviation(i, logs[i]), 3),
+                "score_drop": round((score - loo) / score, 4) if score > 0 else 0.0,
+            })
         contributions.sort(key=lambda c: (-c["score_drop"], -abs(c["deviation"]), c["feature"]))
         return {
             "model": self.spec.model.kind,
@@ -200,6 +189,10 @@ class MLDetector:
         }
 
     # -- state ----------------------------------------------------------------------------------
+
+    def clone(self) -> MLDetector:
+        """A fresh, untrained detector with the same configuration (river's ``clone`` semantics)."""
+        return MLDetector(self.spec)
 
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = {f"ml.{self.name}.{k}": v for k, v in self._counters.items()}
@@ -222,19 +215,18 @@ class MLDetector:
         self.__init__(MLSpec.model_validate(state["spec"]))  # type: ignore[misc]
         self._load(state)
 
-    def _load(self, state: dict[str, Any]) -> None:
+    def _check(self, state: dict[str, Any]) -> None:
         if state.get("version") != _SNAPSHOT_VERSION:
-            raise ValueError(
-                f"ML detector {self.name!r}: snapshot version {state.get('version')!r}, "
-                f"expected {_SNAPSHOT_VERSION}"
-            )
+            raise ValueError(f"ML detector {self.name!r}: snapshot version {state.get('version')!r}, "
+                             f"expected {_SNAPSHOT_VERSION}")
         mine = _state_fingerprint(self.spec)
         if state["fingerprint"] != mine:
             changed = sorted(k for k in mine if state["fingerprint"].get(k) != mine[k])
-            raise ValueError(
-                f"ML detector {self.name!r}: snapshot was taken with different {changed}; "
-                "its learned state does not apply to this config"
-            )
+            raise ValueError(f"ML detector {self.name!r}: snapshot was taken with different {changed}; "
+                             "its learned state does not apply to this config")
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self._check(state)
         self._model = state["model"]
         self._scaler = state["scaler"]
         self._moments = state["moments"]
@@ -253,5 +245,6 @@ class MLDetector:
     def restore(self, obj: bytes) -> None:
         """Load a ``snapshot()``; the current spec must match the learned state (features, model)."""
         state = pickle.loads(obj)
+        self._check(state)  # before touching anything: a refused snapshot leaves this detector as it was
         self.__init__(self.spec)  # type: ignore[misc]
         self._load(state)

@@ -13,18 +13,17 @@ from detectors.ml_spec import MLSpec
 from detectors.rules import RatioDetector, RuleDetector
 from detectors.windowclose import WindowCloseAdapter
 
-
-def _ml(spec: MLSpec) -> WindowDetector:
-    """The online-ML detector judges a key per closed window: the engine's close hook, per key."""
-    return WindowCloseAdapter(spec, MLDetector(spec), sorted(spec.metrics), spec.window_s, spec.min_requests)
-
-
 KINDS: dict[type, Callable[[Any], WindowDetector]] = {
     RuleSpec: RuleDetector,
     RatioSpec: RatioDetector,
     BaselineSpec: BaselineDetector,
-    MLSpec: _ml,
+    MLSpec: lambda spec: _ml(spec),
 }
+
+
+def _ml(spec: MLSpec) -> WindowDetector:
+    """The online-ML detector scores each key's closed windows: the adapter feeds it their figures."""
+    return WindowCloseAdapter(spec, MLDetector(spec), spec.features, spec.window_s, spec.min_requests)
 
 
 def register(spec_cls: type, factory: Callable[[Any], WindowDetector]) -> None:
