@@ -8,6 +8,7 @@ blocks downgrades to alerts). ``alert`` findings get the allowlist and a per-det
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from actions.decision import Decision
 from actions.idempotency import idempotency_key
 from actions.key_state import AlertMemory, KeyStates
 from detectors.finding import Finding
+
+log = logging.getLogger(__name__)
 
 
 class Guard:
@@ -34,6 +37,7 @@ class Guard:
         self.keys = KeyStates(cfg.max_tracked_keys)
         self.alerted = AlertMemory(cfg.max_tracked_keys)
         self.counts: Counter[str] = Counter()  # "action" and "action.reason"
+        self._last_reminder = float("-inf")
 
     def decide(self, f: Finding) -> Decision:
         d = self._decide(f)
@@ -89,6 +93,7 @@ class Guard:
         if st is not None and t < st.blocked_until:
             return self._make(f, "refused", "cooldown")
         if not self.breaker.allow(t):
+            self._remind()
             return self._alert(f, "circuit_breaker_open")
         st = self.keys.touch(f.key_type, f.key)
         if t - st.last_block > self.cfg.escalation.memory_s:
@@ -102,6 +107,18 @@ class Guard:
         st.last_idempotency_key = ikey
         self.breaker.record_block(t)
         return self._make(f, "block", "threshold", offence=offence, ikey=ikey, block_duration_s=duration)
+
+    def _remind(self) -> None:
+        """While the breaker is open, say so again at most once a minute (wall clock)."""
+        self.counts["breaker_downgraded"] += 1
+        now = self.wall()
+        if now - self._last_reminder >= 60.0:
+            self._last_reminder = now
+            log.error(
+                "circuit breaker still open: %d block(s) downgraded to alerts so far; reset with "
+                "`cfguard blocks reset-breaker` or wait for the timeout",
+                self.counts["breaker_downgraded"],
+            )
 
     def snapshot(self) -> dict[str, Any]:
         return {

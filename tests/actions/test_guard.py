@@ -143,6 +143,8 @@ def test_circuit_breaker_trips_alerts_and_resets_on_timeout(caplog: pytest.LogCa
     assert "CIRCUIT BREAKER OPEN" in caplog.text
     st = r.stats()
     assert (st["breaker_open"], st["breaker_trips"]) == (1, 1)
+    assert st["guard.breaker_downgraded"] == 3 and st["guard.alert.circuit_breaker_open"] == 3
+    assert "circuit breaker still open: 1 block(s) downgraded" in caplog.text  # reminded, not per block
     # still open just before the timeout, closed after it
     assert r.submit([finding("192.0.2.1", t=T0 + 3 + 599)])[0].action == "alert"
     assert r.submit([finding("192.0.2.2", t=T0 + 3 + 600)])[0].action == "block"
