@@ -9,6 +9,8 @@ blocks downgrades to alerts). ``alert`` findings get the allowlist and a per-det
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +25,22 @@ from actions.key_state import AlertMemory, KeyStates
 from detectors.finding import Finding
 
 log = logging.getLogger(__name__)
+
+_KEY_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _deliverable(f: Finding) -> bool:
+    """What the block payload model will accept: checked here so a bad finding is refused, counted."""
+    return (
+        0 < len(f.key) <= 4096
+        and bool(_KEY_TYPE.match(f.key_type))
+        and 0 < len(f.detector) <= 128
+        and 0 < len(f.window) <= 32
+        and math.isfinite(f.score)
+        and f.score >= 0
+        and math.isfinite(f.threshold)
+        and math.isfinite(f.event_time)
+    )
 
 
 class Guard:
@@ -73,6 +91,10 @@ class Guard:
     def _decide(self, f: Finding) -> Decision:
         if f.mode == "shadow":
             return self._make(f, "shadow", "shadow_mode")
+        if f.mode not in ("block", "alert"):
+            return self._make(f, "refused", "unknown_mode")
+        if not _deliverable(f):
+            return self._make(f, "refused", "invalid_finding")
         why = self.allowlist.match(f.key_type, f.key)
         if why is not None:
             return self._make(f, "refused", why)
