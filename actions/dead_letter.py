@@ -16,9 +16,12 @@ class DeadLetterQueue:
         if not cfg.dead_letter_queue_url:
             raise ValueError("actions.spool.dead_letter_queue_url is not set")
         self.url = cfg.dead_letter_queue_url
-        self.client = client or boto3.client(
-            "sqs", region_name=cfg.sqs_region, endpoint_url=cfg.sqs_endpoint_url
-        )
+        try:
+            self.client = client or boto3.client(
+                "sqs", region_name=cfg.sqs_region, endpoint_url=cfg.sqs_endpoint_url
+            )
+        except BotoCoreError as exc:
+            raise ValueError(f"actions.spool: cannot create the SQS client ({exc}); set sqs_region") from None
         self.sent = 0
 
     def send(self, entry: dict[str, Any]) -> str | None:

@@ -228,3 +228,12 @@ def test_default_config_is_dry_run() -> None:
 def test_live_without_function_name_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="function_name"):
         ActionRunner(cfg(spool={"path": str(tmp_path / "s.jsonl")}), dry_run=False)
+
+
+def test_live_without_region_is_a_clear_error(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for var in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    c = cfg(block={"function_name": "f"}, spool={"path": str(tmp_path / "s.jsonl")})
+    with pytest.raises(ValueError, match=r"actions\.block.*region"):
+        ActionRunner(c, dry_run=False)
