@@ -57,7 +57,7 @@ class Delivery:
         self._inflight: dict[str, Any] | None = None
         self._spooled_inflight: set[str] = set()
         self._next_drain = 0.0  # monotonic; drain at once on start: entries left by a previous run
-        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -161,8 +161,8 @@ class Delivery:
                 self.dead_letter is not None and e.get("attempts", 0) >= self.spool_max_attempts
             )
             if not give_up:
-                if only is None and not self.q.empty():
-                    break  # fresh decisions first
+                if only is None and (self._stopping.is_set() or not self.q.empty()):
+                    break  # fresh decisions first; and a closing runner does not start new calls
                 out: Outcome = self.action.deliver(e["payload"], max_attempts=1)
                 if out.status == "delivered":
                     done.add(ikey)
@@ -224,6 +224,7 @@ class Delivery:
             return
         self.flush()
         self._closed = True
+        self._stopping.set()
         if self._thread is not None:
             self.q.put(_STOP)
             self._thread.join(timeout=self.action.cfg.read_timeout_s + 5)
