@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.blocks",
     "consumer.commands.config_cmd",
+    "consumer.commands.generate",
     "consumer.commands.record",
     "consumer.commands.replay",
 )

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from detectors.metrics import check_metric
+from detectors.ml_spec import MLSpec
 from detectors.spec_base import Strict
 from detectors.windows import window_seconds
 
@@ -132,4 +133,4 @@ class BaselineSpec(_WindowedSpec):
         return check_metric(v)
 
 
-DetectorSpec = Annotated[RuleSpec | RatioSpec | BaselineSpec, Field(discriminator="type")]
+DetectorSpec = Annotated[RuleSpec | RatioSpec | BaselineSpec | MLSpec, Field(discriminator="type")]

@@ -169,6 +169,8 @@ def test_memory_is_bounded_with_100k_distinct_keys(kind: str) -> None:
         b.numbers["sc-bytes"] = np.full(m, 1000.0)
         b.texts["cs-uri-stem"] = [f"/p{i}" for i in range(m)]
         b.texts["x-edge-result-type"] = ["Miss"] * m
+        b.numbers["sc-range-start"] = np.full(m, np.nan)
+        b.texts["cs-user-agent"] = ["ua"] * m
         b.keys[kt] = [f"key{i}" for i in range(a, a + m)]
         e.process(b)
     st = e.stats()

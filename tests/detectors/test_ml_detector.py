@@ -4,6 +4,7 @@ flagged vectors never learned, state picklable, deterministic, independent of th
 from __future__ import annotations
 
 import copy
+import json
 import math
 import pickle
 
@@ -90,6 +91,7 @@ def test_every_abuse_kind_is_flagged_with_evidence(model: str, seed: int) -> Non
         names = {t["feature"] for t in top}
         assert names & EXPECTED_CONTRIBUTORS[kind], f"{model}: {kind} explained by {names}"
         assert all(set(t) == {"feature", "value", "typical", "deviation", "score_drop"} for t in top)
+        assert json.loads(json.dumps(ev)) == ev  # plain JSON figures, for the decision log
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -178,9 +180,12 @@ def test_snapshot_restore_into_a_fresh_detector() -> None:
 def test_restore_with_other_features_is_refused_and_mode_change_is_kept() -> None:
     det = trained("hst")
     snap = det.snapshot()
-    other = MLDetector(_spec(features=["requests", "bytes_sent"]))
+    other = MLDetector(_spec(features=["requests", "bytes_sent"], ratios=["bytes_sent/requests"]))
+    _feed(other, TRAIN[:300])
+    other_before = other.snapshot()
     with pytest.raises(ValueError, match=r"different \['features'\]"):
         other.restore(snap)
+    assert other.snapshot() == other_before, "a refused snapshot leaves the detector as it was"
     shadow = MLDetector(_spec(mode="shadow"))
     shadow.restore(snap)
     f = shadow.evaluate("user", "s", abusive_vectors(3)["scanner"], 0.0, WINDOW_S)
@@ -196,6 +201,30 @@ def test_clones_are_independent(model: str) -> None:
     _feed(clone, HELD_OUT[:100] + list(abusive_vectors(3).values()))
     assert det.snapshot() == before
     assert clone.snapshot() != before
+
+
+def _scaled(vectors: list[dict[str, float]], factor: float) -> list[dict[str, float]]:
+    """The same users, all busier by ``factor`` (a product launch, a holiday)."""
+    busy = ("requests", "bytes_sent", "cache_misses", "distinct_uris", "range_requests")
+    return [{k: (x * factor if k in busy else x) for k, x in v.items()} for v in vectors]
+
+
+def test_follows_traffic_drift() -> None:
+    """Everyone 3x busier: no alert storm, and abusers are still flagged afterwards (default model)."""
+    det = trained("hst")
+    during = _feed(det, _scaled(normal_vectors(4000, seed=20), 3.0))
+    assert len(during) <= 0.005 * 4000
+    after = _feed(det, _scaled(normal_vectors(2000, seed=21), 3.0))
+    assert len(after) <= 0.005 * 2000
+    for kind, v in abusive_vectors(3).items():
+        assert copy.deepcopy(det).evaluate("user", kind, v, 0.0, WINDOW_S) is not None, kind
+
+
+def test_clone_is_fresh_and_configured_alike() -> None:
+    det = trained("hst")
+    fresh = det.clone()
+    assert fresh.spec == det.spec and fresh.learned == 0 and det.learned > 0
+    assert fresh.snapshot() == MLDetector(det.spec).snapshot()
 
 
 @pytest.mark.parametrize("model", list(MODELS))
