@@ -14,6 +14,7 @@ import sys
 # One line per command module; keep sorted.
 COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.config_cmd",
+    "consumer.commands.local_stack",
     "consumer.commands.replay",
 )
 
