@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.config_cmd",
     "consumer.commands.local_stack",
+    "consumer.commands.record",
     "consumer.commands.replay",
 )
 

@@ -16,11 +16,13 @@ from consumer.commands._common import (
     config_from_args,
     run_guarded,
 )
+from consumer.pacing import Pacer, line_time
 from consumer.pipeline import Pipeline
 from consumer.progress import Progress
 from consumer.quarantine import Quarantine
 from consumer.sources import open_input
 from consumer.standard import StandardParser
+from consumer.to_stream import republish
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,8 +36,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--summary-out", metavar="FILE", help="write the run summary as JSON")
     p.add_argument("--quarantine", metavar="FILE", help="write a bounded sample of malformed lines here")
     p.add_argument("--execute-actions", action="store_true", help="really invoke actions (default: dry-run)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        metavar="N",
+        help="pace at N times the recorded rate (default: as fast as possible)",
+    )
+    p.add_argument(
+        "--to-stream",
+        metavar="NAME",
+        help="republish the input into this Kinesis stream instead of running the pipeline "
+        "(recordings keep their partition keys)",
+    )
+    p.add_argument("--endpoint-url", help="Kinesis endpoint for --to-stream (e.g. the local stack)")
+    p.add_argument("--region", help="AWS region for --to-stream (default: the SDK's)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary table")
     p.set_defaults(func=lambda a: run_guarded(_replay, a))
+
+
+def _pacer(args: argparse.Namespace) -> Pacer | None:
+    if args.speed is None:
+        return None
+    if args.speed <= 0:
+        raise CommandError(f"--speed must be positive, got {args.speed}", 2)
+    return Pacer(args.speed)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -43,6 +67,9 @@ def _replay(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not Path(path).exists():
             raise CommandError(f"input not found: {path}", 2)
+    pacer = _pacer(args)
+    if args.to_stream:
+        return republish(args, pacer)
     quarantine_path = Path(args.quarantine) if args.quarantine else cfg.quarantine.path
     quarantine = Quarantine(quarantine_path, cfg.quarantine.max_samples)
     try:
@@ -59,8 +86,11 @@ def _replay(args: argparse.Namespace) -> int:
             kinds[path] = source.kind
             standard = StandardParser() if source.kind == "standard" else None
             for lines in source.batches(cfg.input.batch_size):
+                if pacer is not None:
+                    pacer.wait_until(line_time(lines[0]))
                 if standard is not None:
-                    decisions = pipeline.process_parsed(standard.parse(lines), len(lines), path)
+                    n_records = sum(1 for line in lines if not line.startswith(b"#"))
+                    decisions = pipeline.process_parsed(standard.parse(lines), n_records, path)
                 else:
                     decisions = pipeline.process(lines, path)
                 if out is not None:
@@ -93,11 +123,14 @@ def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> 
             "records_without_key": pipeline.keys.missing[name],
             "tracked": engine.get(f"tracked_keys.{name}", engine.get(f"{name}.tracked_keys")),
         }
+    # Damage found before parsing (over-long lines, bad recorded records, a truncated gzip) is
+    # quarantined by the source: it counts as malformed input like a line the parser refused.
+    malformed = pipeline.quarantine.total
     return {
         "inputs": kinds,
-        "records": c.records,
+        "records": c.parsed + malformed,
         "parsed": c.parsed,
-        "malformed": c.malformed,
+        "malformed": malformed,
         "malformed_by_reason": dict(sorted(pipeline.quarantine.counts.items())),
         "keys": keys,
         "findings": c.findings,
@@ -106,7 +139,7 @@ def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> 
         "engine": engine,
         "actions": pipeline.actions.stats(),
         "elapsed_s": round(elapsed, 3),
-        "records_per_s": round(c.records / elapsed, 1) if elapsed > 0 else None,
+        "records_per_s": round((c.parsed + malformed) / elapsed, 1) if elapsed > 0 else None,
     }
 
 
