@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.local_stack",
     "consumer.commands.record",
     "consumer.commands.replay",
+    "consumer.commands.run",
 )
 
 
