@@ -59,8 +59,14 @@ class KclConfig(_Section):
         20_000, ge=1000, description="time for processors to checkpoint on SIGTERM (0 would skip it)"
     )
     failover_time_ms: int = Field(10_000, ge=1000)
+    shard_sync_interval_ms: int = Field(
+        60_000, ge=1000, description="shard sync period; the first start also sleeps this long after its sync"
+    )
     max_records: int = Field(10_000, ge=1, le=10_000, description="records per GetRecords call (POLLING)")
     idle_time_between_reads_ms: int = Field(1000, ge=0, description="POLLING interval when caught up")
+    call_on_empty_batches: bool = Field(
+        True, description="call the processor on empty reads too (time-based checkpoints on idle shards)"
+    )
     metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "NONE"
     cbor_enabled: bool = Field(True, description="false for the local stack (moto does not speak CBOR)")
     java: str = Field("java", description="java executable")

@@ -167,7 +167,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self.policy.record(len(d.lines) + d.skipped)
         if self.policy.due():
             self._checkpoint(process_records_input.checkpointer, "periodic")
-        self._publish()
+        self._publish(force=bool(d.lines))
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         """Another worker owns the shard now: deliver pending actions, never checkpoint."""

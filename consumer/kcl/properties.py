@@ -43,11 +43,14 @@ def render_properties(cfg: KclConfig, executable: Sequence[str] | str) -> str:
         "retrievalMode": cfg.retrieval_mode,
         "shutdownGraceMillis": str(cfg.shutdown_grace_ms),
         "failoverTimeMillis": str(cfg.failover_time_ms),
+        "shardSyncIntervalMillis": str(cfg.shard_sync_interval_ms),
         "metricsLevel": cfg.metrics_level,
     }
     if cfg.retrieval_mode == "POLLING":
         props["maxRecords"] = str(cfg.max_records)
         props["idleTimeBetweenReadsInMillis"] = str(cfg.idle_time_between_reads_ms)
+    if cfg.call_on_empty_batches:
+        props["callProcessRecordsEvenForEmptyRecordList"] = "true"
     if cfg.efo_consumer_name:
         props["consumerName"] = cfg.efo_consumer_name
     if cfg.kinesis_endpoint:
