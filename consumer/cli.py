@@ -13,7 +13,9 @@ import sys
 
 # One line per command module; keep sorted.
 COMMAND_MODULES: tuple[str, ...] = (
+    "consumer.commands.blocks",
     "consumer.commands.config_cmd",
+    "consumer.commands.generate",
     "consumer.commands.local_stack",
     "consumer.commands.record",
     "consumer.commands.replay",

@@ -1,0 +1,581 @@
+"""Fast, exact parsing of CloudFront real-time log lines into a columnar ``RecordBatch``.
+
+One Kinesis record carries one line: tab-separated fields in CloudFront's fixed catalog order,
+``-`` for a missing value, a trailing ``\\n``. The configured field list decides the columns.
+
+Why it is built this way (figures in ``bench/results/parse.md``): per-record Python work is what
+costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: ``b"".join`` then one C
+``split(b"\\t")``, wanted columns taken by slicing that flat list, numbers converted column by column
+(``float`` in C over the column, validated with one ``translate`` per column), text decoded
+column by column. Line structure is verified without a per-line Python loop: every line must end
+with its one ``\\n`` and that newline must fall in the element where the N-th field of the line ends.
+
+Anything the fast path does not accept goes through :func:`LineParser.parse_line`, the reference
+semantics for one line, which decides whether the line is a record or malformed (and why); the fast
+path only ever accepts what ``parse_line`` accepts, with the same values (tests check both agree).
+
+Reason codes: ``too_long`` (more than ``max_line_bytes``), ``empty``, ``field_count``,
+``invalid_utf8`` (in a field that is read), ``bad_timestamp`` (missing, not a number, or outside
+2000..2100), ``bad_number``, ``not_bytes`` (an input that is neither bytes nor str).
+Fields nobody asked for are neither converted nor validated beyond being counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import compress, repeat
+from urllib.parse import unquote
+
+import numpy as np
+
+from consumer import fields as catalog
+from consumer.fields import Kind
+from detectors.batch import RecordBatch
+
+# Event times outside this range are rejected: a garbage timestamp would move event-time windows.
+MIN_TIMESTAMP = 946_684_800.0  # 2000-01-01T00:00:00Z
+MAX_TIMESTAMP = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+
+CHUNK = 1024  # lines per fast-path pass: keeps the joined buffer and the flat list in cache
+
+_DIGITS = b"0123456789"
+_NL = b"\n"
+_TAB = b"\t"
+_DASH = b"-"
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """Parsed records of one input batch, and the lines that were not records (with a reason)."""
+
+    batch: RecordBatch
+    malformed: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One wanted field: where it is in a line and how to convert it."""
+
+    name: str
+    index: int
+    kind: Kind
+    decode: bool = False
+    required_time: bool = False  # the timestamp: must be present and plausible
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind is not Kind.TEXT
+
+
+@lru_cache(maxsize=65536)
+def _url_decode(text: str) -> str:
+    return unquote(text)
+
+
+def _decode_value(value: str) -> str:
+    return _url_decode(value) if "%" in value else value
+
+
+def _number(raw: bytes, kind: Kind) -> float | None:
+    """Reference conversion of one present numeric field; ``None`` when it is not a valid number."""
+    allowed = _DIGITS if kind is Kind.INT else _DIGITS + b"."
+    if not raw or raw.translate(None, allowed):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _timestamp_ok(value: float) -> bool:
+    return MIN_TIMESTAMP <= value < MAX_TIMESTAMP
+
+
+class LineParser:
+    """Columns of a fixed TSV layout: the per-line reference path and the chunked fast path.
+
+    ``n_fields`` is the number of fields per line, ``columns`` the wanted ones. Shared by the
+    real-time parser and the standard (W3C) parser.
+    """
+
+    def __init__(self, n_fields: int, columns: Sequence[Column], *, max_line_bytes: int = 65536) -> None:
+        if n_fields < 1:
+            raise ValueError("a layout needs at least one field")
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be positive")
+        self.n_fields = n_fields
+        self.columns = tuple(columns)
+        self.max_line_bytes = max_line_bytes
+        self._scratch = np.empty(1 << 16, dtype=bool)
+        # Per column, converted values of repetitive fields, kept across chunks (bounded).
+        self._tables: dict[str, dict[bytes, object]] = {c.name: {} for c in self.columns}
+        for c in self.columns:
+            if not 0 <= c.index < n_fields:
+                raise ValueError(f"column {c.name} at index {c.index} outside a {n_fields}-field layout")
+
+    # ----------------------------------------------------------------- reference: one line
+    def parse_line(self, line: bytes) -> tuple[str, None] | tuple[None, tuple[object, ...]]:
+        """``(reason, None)`` for a malformed line, ``(None, values)`` (one per column) otherwise."""
+        if len(line) > self.max_line_bytes:
+            return "too_long", None
+        if line.endswith(b"\r\n"):
+            line = line[:-2]
+        elif line.endswith(_NL):
+            line = line[:-1]
+        if not line.strip():
+            return "empty", None
+        parts = line.split(_TAB)
+        if len(parts) != self.n_fields:
+            return "field_count", None
+        values: list[object] = []
+        for c in self.columns:  # the first defect in field order names the reason
+            raw = parts[c.index]
+            if c.numeric:
+                if raw == _DASH:
+                    if c.required_time:
+                        return "bad_timestamp", None
+                    values.append(math.nan)
+                    continue
+                num = _number(raw, c.kind)
+                if c.required_time and (num is None or not _timestamp_ok(num)):
+                    return "bad_timestamp", None
+                if num is None:
+                    return "bad_number", None
+                values.append(num)
+            else:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return "invalid_utf8", None
+                if text == "-":
+                    values.append(None)
+                else:
+                    values.append(_decode_value(text) if c.decode else text)
+        return None, tuple(values)
+
+    # ----------------------------------------------------------------- whole batches
+    def parse_columns(
+        self, lines: Sequence[bytes]
+    ) -> tuple[dict[str, np.ndarray | list[str | None]], list[int], list[tuple[str, bytes]]]:
+        """Columns of the valid lines, their input positions, and the malformed lines with reasons."""
+        out: dict[str, list] = {c.name: [] for c in self.columns}
+        kept: list[int] = []
+        malformed: list[tuple[str, bytes]] = []
+        for start in range(0, len(lines), CHUNK):
+            chunk = lines[start : start + CHUNK]
+            cols, positions, bad = self._chunk(chunk)
+            for name, col in cols.items():
+                out[name].append(col)
+            kept.extend(p + start for p in positions)
+            malformed.extend(bad)
+        result: dict[str, np.ndarray | list[str | None]] = {}
+        for c in self.columns:
+            parts = out[c.name]
+            if c.numeric:
+                result[c.name] = np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+            else:
+                joined: list[str | None] = []
+                for p in parts:
+                    joined.extend(p)
+                result[c.name] = joined
+        return result, kept, malformed
+
+    def _chunk(
+        self, lines: Sequence[bytes]
+    ) -> tuple[dict[str, np.ndarray | list[str | None]], list[int], list[tuple[str, bytes]]]:
+        n = len(lines)
+        fast = self._fast(lines)
+        others: list[int] = []
+        if fast is not None:
+            good_idx = list(range(n))
+        else:
+            # Structure check failed somewhere in the chunk: find the lines that can take the fast path.
+            eligible = self._eligible(lines)
+            good_idx = [i for i, ok in enumerate(eligible) if ok]
+            others = [i for i, ok in enumerate(eligible) if not ok]
+            fast = self._fast([lines[i] for i in good_idx]) if good_idx else None
+            if fast is None:  # nothing eligible (or, defensively, the check still fails)
+                return self._merge(lines, None, [], list(range(n)))
+        cols, bad_rows = fast
+        if bad_rows:
+            # Rows a column check flagged: the reference path decides (and names the reason).
+            keep = [True] * len(good_idx)
+            for r in bad_rows:
+                keep[r] = False
+                others.append(good_idx[r])
+            cols = _select(cols, keep)
+            good_idx = list(compress(good_idx, keep))
+        if not others:
+            return cols, good_idx, []
+        return self._merge(lines, cols, good_idx, sorted(others))
+
+    def _eligible(self, lines: Sequence[bytes]) -> list[bool]:
+        tabs = self.n_fields - 1
+        limit = self.max_line_bytes
+        return [
+            len(line) <= limit
+            and line.endswith(_NL)
+            and line.count(_NL) == 1
+            and line.count(_TAB) == tabs
+            and len(line) > 1
+            for line in lines
+        ]
+
+    def _merge(
+        self,
+        lines: Sequence[bytes],
+        cols: dict[str, np.ndarray | list[str | None]] | None,
+        fast_positions: list[int],
+        slow_positions: list[int],
+    ) -> tuple[dict[str, np.ndarray | list[str | None]], list[int], list[tuple[str, bytes]]]:
+        """Run the reference path on ``slow_positions`` and merge its records in input order."""
+        malformed: list[tuple[str, bytes]] = []
+        slow_rows: list[tuple[int, tuple[object, ...]]] = []
+        for i in slow_positions:
+            reason, values = self.parse_line(lines[i])
+            if reason is not None:
+                malformed.append((reason, bytes(lines[i])))
+            else:
+                assert values is not None
+                slow_rows.append((i, values))
+        if not slow_rows:
+            if cols is None:
+                cols = self._empty_columns()
+            return cols, fast_positions, malformed
+        positions = sorted(fast_positions + [i for i, _ in slow_rows])
+        slot = {p: k for k, p in enumerate(positions)}
+        merged: dict[str, np.ndarray | list[str | None]] = {}
+        for j, c in enumerate(self.columns):
+            if c.numeric:
+                arr = np.empty(len(positions), dtype=np.float64)
+                if cols is not None and fast_positions:
+                    arr[[slot[p] for p in fast_positions]] = cols[c.name]
+                for i, values in slow_rows:
+                    arr[slot[i]] = values[j]
+                merged[c.name] = arr
+            else:
+                lst: list[str | None] = [None] * len(positions)
+                if cols is not None:
+                    for p, v in zip(fast_positions, cols[c.name], strict=True):
+                        lst[slot[p]] = v
+                for i, values in slow_rows:
+                    lst[slot[i]] = values[j]  # type: ignore[assignment]
+                merged[c.name] = lst
+        return merged, positions, malformed
+
+    def _empty_columns(self) -> dict[str, np.ndarray | list[str | None]]:
+        return {c.name: (np.empty(0, dtype=np.float64) if c.numeric else []) for c in self.columns}
+
+    # ----------------------------------------------------------------- the fast path
+    def _fast(
+        self, lines: Sequence[bytes]
+    ) -> tuple[dict[str, np.ndarray | list[str | None]], set[int]] | None:
+        """Columns for a chunk whose structure is valid, plus rows whose values need the slow path.
+
+        ``None`` when the structure check fails (some line has the wrong field count, no or an
+        inner newline, or is too long).
+        """
+        n = len(lines)
+        if n == 0:
+            return self._empty_columns(), set()
+        lens = np.fromiter(map(len, lines), np.int64, n)
+        if lens.max() > self.max_line_bytes or lens.min() == 0:
+            return None
+        buf = b"".join(lines)
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1] == 10))
+        if ends == 0:  # lines handed over without their newline
+            buf = _NL.join(lines) + _NL
+            arr = np.frombuffer(buf, dtype=np.uint8)
+        elif ends != n:
+            return None
+        # Exactly one newline per line: each line's own terminator. (A reused scratch buffer for the
+        # comparison: a fresh 1 MB array per chunk costs more in page faults than the compare.)
+        if self._scratch.shape[0] < arr.shape[0]:
+            self._scratch = np.empty(max(arr.shape[0], 2 * self._scratch.shape[0]), dtype=bool)
+        eq = self._scratch[: arr.shape[0]]
+        np.equal(arr, 10, out=eq)
+        if np.count_nonzero(eq) != n:
+            return None
+        nf = self.n_fields
+        step = nf - 1
+        if step == 0:
+            flat = buf.split(_NL)
+            if len(flat) != n + 1:
+                return None
+            firsts = lasts = flat[:n]
+        else:
+            flat = buf.split(_TAB)
+            if len(flat) != n * step + 1:
+                return None
+            boundary = flat[step::step]  # "last field\nfirst field of the next line", n of them
+            if list(map(bytes.count, boundary, repeat(_NL))).count(1) != n:
+                return None
+            parts = _NL.join(boundary).split(_NL)  # [last0, first1, last1, first2, ..., last(n-1), b""]
+            lasts = parts[0 : 2 * n - 1 : 2]
+            firsts = [flat[0], *parts[1 : 2 * n - 2 : 2]]
+        cols: dict[str, np.ndarray | list[str | None]] = {}
+        bad: set[int] = set()
+        for c in self.columns:
+            if c.index == 0:
+                raw = firsts
+            elif c.index == nf - 1:
+                raw = lasts
+                if ends and any(x.endswith(b"\r") for x in raw):  # "\r\n" endings (not a bare "\r")
+                    raw = [x[:-1] if x.endswith(b"\r") else x for x in raw]
+            else:
+                raw = flat[c.index :: step]
+            if c.numeric:
+                cols[c.name] = _numbers(raw, c, bad, self._tables[c.name])
+            else:
+                cols[c.name] = _texts(raw, c, bad, self._tables[c.name])
+        return cols, bad
+
+
+_SAMPLE = 64
+
+
+def _repetitive(raw: list[bytes], table: dict[bytes, object]) -> bool:
+    """Few distinct values (status, method, result type, UA...): convert each distinct value once."""
+    if table:
+        return True
+    sample = raw[:_SAMPLE]
+    return len(set(sample)) * 2 <= len(sample)
+
+
+_TABLE_LIMIT = 4096
+
+
+def _through_table(
+    raw: list[bytes],
+    table: dict[bytes, object],
+    convert: Callable[[bytes], tuple[bool, object]],
+    bad: set[int],
+) -> list[object] | None:
+    """``raw`` mapped through a conversion table, converting unseen values once; ``None`` when the
+    column turns out not to be repetitive (the table is then dropped)."""
+    try:
+        return list(map(table.__getitem__, raw))
+    except KeyError:
+        pass
+    new = set(raw).difference(table)
+    if len(new) * 2 > len(raw) and len(raw) >= _SAMPLE:
+        table.clear()
+        return None
+    if len(table) + len(new) > _TABLE_LIMIT:
+        table.clear()
+        new = set(raw)
+    invalid: dict[bytes, object] = {}
+    for x in new:
+        ok, v = convert(x)
+        if ok:
+            table[x] = v
+        else:
+            invalid[x] = v
+    if not invalid:
+        return list(map(table.__getitem__, raw))
+    out: list[object] = []
+    for i, x in enumerate(raw):
+        if x in invalid:
+            bad.add(i)
+            out.append(invalid[x])
+        else:
+            out.append(table[x])
+    return out
+
+
+def _numbers(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> np.ndarray:
+    """float64 column (NaN for ``-``); rows that fail validation are added to ``bad``."""
+    n = len(raw)
+    arr: np.ndarray | None = None
+    if raw.count(_DASH) == n:  # e.g. sc-range-start: almost always missing
+        arr = np.full(n, np.nan)
+    elif _repetitive(raw, table):
+        kind = c.kind
+
+        def convert(x: bytes) -> tuple[bool, object]:
+            if x == _DASH:
+                return True, math.nan
+            v = _number(x, kind)
+            return (False, math.nan) if v is None else (True, v)
+
+        values = _through_table(raw, table, convert, bad)
+        if values is not None:
+            arr = np.fromiter(values, np.float64, n)
+    if arr is None:
+        arr = _numbers_distinct(raw, c, bad)
+    if c.required_time:
+        with np.errstate(invalid="ignore"):
+            ok = (arr >= MIN_TIMESTAMP) & (arr < MAX_TIMESTAMP)
+        if not ok.all():
+            bad.update(np.flatnonzero(~ok).tolist())
+    return arr
+
+
+def _numbers_distinct(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
+    n = len(raw)
+    dashes = raw.count(_DASH)
+    if dashes == n:
+        return np.full(n, np.nan)
+    allowed = (_DIGITS + _DASH) if c.kind is Kind.INT else (_DIGITS + b".-")
+    joined = _TAB.join(raw)
+    # Only digits (and '.' for FLOAT), and no '-' but the bare missing marker: then float() is exact.
+    if not joined.translate(None, allowed + _TAB) and joined.count(_DASH) == dashes:
+        try:
+            if dashes:
+                return np.fromiter(map(float, [b"nan" if x == _DASH else x for x in raw]), np.float64, n)
+            return np.fromiter(map(float, raw), np.float64, n)
+        except ValueError:  # '', '.', '1.2.3'
+            pass
+    arr = np.empty(n, dtype=np.float64)
+    for i, x in enumerate(raw):
+        if x == _DASH:
+            arr[i] = np.nan
+            continue
+        v = _number(x, c.kind)
+        if v is None:
+            bad.add(i)
+            arr[i] = np.nan
+        else:
+            arr[i] = v
+    return arr
+
+
+def _texts(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> list[str | None]:
+    if _repetitive(raw, table):
+        url = c.decode
+
+        def convert(x: bytes) -> tuple[bool, object]:
+            try:
+                v = x.decode()
+            except UnicodeDecodeError:
+                return False, None
+            if v == "-":
+                return True, None
+            return True, (_decode_value(v) if url else v)
+
+        values = _through_table(raw, table, convert, bad)
+        if values is not None:
+            return values  # type: ignore[return-value]
+    try:
+        out: list[str | None] = list(map(bytes.decode, raw))
+    except UnicodeDecodeError:
+        out = []
+        for i, x in enumerate(raw):
+            try:
+                out.append(x.decode())
+            except UnicodeDecodeError:
+                bad.add(i)
+                out.append(None)
+    if "-" in out:
+        out = [None if v == "-" else v for v in out]
+    if c.decode:
+        out = [None if v is None else (_url_decode(v) if "%" in v else v) for v in out]
+    return out
+
+
+def _select(
+    cols: dict[str, np.ndarray | list[str | None]], keep: list[bool]
+) -> dict[str, np.ndarray | list[str | None]]:
+    mask = np.asarray(keep, dtype=bool)
+    out: dict[str, np.ndarray | list[str | None]] = {}
+    for name, col in cols.items():
+        out[name] = col[mask] if isinstance(col, np.ndarray) else list(compress(col, keep))
+    return out
+
+
+def to_bytes(lines: Iterable[object]) -> tuple[list[bytes], list[tuple[str, bytes]], list[int]]:
+    """Inputs as bytes; str is UTF-8 encoded. Returns (lines, rejected, positions of the lines)."""
+    items = lines if isinstance(lines, list) else list(lines)
+    if set(map(type, items)) <= {bytes}:
+        return items, [], list(range(len(items)))  # type: ignore[return-value]
+    out: list[bytes] = []
+    rejected: list[tuple[str, bytes]] = []
+    positions: list[int] = []
+    for i, x in enumerate(items):
+        if isinstance(x, bytes):
+            out.append(x)
+        elif isinstance(x, str):
+            try:
+                out.append(x.encode("utf-8"))
+            except UnicodeEncodeError:
+                rejected.append(("invalid_utf8", x.encode("utf-8", "backslashreplace")))
+                continue
+        elif isinstance(x, bytearray | memoryview):
+            out.append(bytes(x))
+        else:
+            rejected.append(("not_bytes", repr(x)[:200].encode("utf-8", "backslashreplace")))
+            continue
+        positions.append(i)
+    return out, rejected, positions
+
+
+class RealtimeParser:
+    """Parse batches of real-time log lines for a configured field list.
+
+    ``fields``: the real-time log config's field list (any order: CloudFront writes catalog order).
+    ``wanted``: the fields anyone reads (``timestamp`` is always added); only these are converted.
+    ``decode``: URL-encoded fields to percent-decode (others are left as logged).
+    """
+
+    def __init__(
+        self,
+        fields: Iterable[str],
+        wanted: Iterable[str],
+        *,
+        decode: Iterable[str] = (),
+        max_line_bytes: int = 65536,
+    ) -> None:
+        self.fields = catalog.ordered(tuple(fields))
+        wanted_set = set(wanted) | {"timestamp"}
+        missing = sorted(wanted_set - set(self.fields), key=lambda n: catalog.POSITION.get(n, 10**6))
+        if missing:
+            raise ValueError(f"field(s) wanted but not in the configured field list: {', '.join(missing)}")
+        decode_set = set(decode)
+        bad_decode = sorted(
+            n for n in decode_set if n in catalog.BY_NAME and catalog.BY_NAME[n].kind != Kind.TEXT
+        )
+        unknown = sorted(n for n in decode_set if n not in catalog.BY_NAME)
+        if unknown:
+            raise ValueError(f"unknown field(s) to decode: {', '.join(unknown)}")
+        if bad_decode:
+            raise ValueError(f"numeric field(s) cannot be URL-decoded: {', '.join(bad_decode)}")
+        self.wanted = catalog.ordered(tuple(wanted_set))
+        self.decode = frozenset(decode_set & wanted_set)
+        index = {name: i for i, name in enumerate(self.fields)}
+        columns = [
+            Column(
+                name,
+                index[name],
+                catalog.BY_NAME[name].kind,
+                decode=name in self.decode,
+                required_time=name == "timestamp",
+            )
+            for name in self.wanted
+        ]
+        self._lines = LineParser(len(self.fields), columns, max_line_bytes=max_line_bytes)
+        self.max_line_bytes = max_line_bytes
+
+    def parse(self, lines: Sequence[bytes | str]) -> ParseResult:
+        data, rejected, _ = to_bytes(lines)
+        cols, _, malformed = self._lines.parse_columns(data)
+        batch = RecordBatch(time=np.asarray(cols.pop("timestamp"), dtype=np.float64))
+        for name, col in cols.items():
+            if isinstance(col, np.ndarray):
+                batch.numbers[name] = col
+            else:
+                batch.texts[name] = col
+        return ParseResult(batch, rejected + malformed)
+
+    def parse_line(self, line: bytes | str) -> tuple[str | None, dict[str, object] | None]:
+        """One line through the reference path: ``(reason, None)`` or ``(None, {field: value})``."""
+        data, rejected, _ = to_bytes([line])
+        if rejected:
+            return rejected[0][0], None
+        reason, values = self._lines.parse_line(data[0])
+        if reason is not None or values is None:
+            return reason, None
+        return None, {c.name: v for c, v in zip(self._lines.columns, values, strict=True)}

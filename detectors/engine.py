@@ -1,0 +1,372 @@
+"""The detector engine: per-key windowed state for every key type, and the detectors over it.
+
+``process(batch)`` runs in event time: a record older than the newest seen minus the allowed lateness
+is counted (``late_dropped``) and ignored; every other record updates its key's windows, the rule and
+baseline detectors score the running values, and windows whose end passed the watermark minus the
+lateness are delivered to the detectors that subscribed to the "window closed" hook. Keys idle for
+``idle_timeout_s`` of event time are forgotten; beyond ``max_keys`` per key type the least recently
+seen keys are evicted (counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import pickle
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors import registry
+from detectors.base import WindowDetector
+from detectors.batch import RecordBatch
+from detectors.config import StateConfig
+from detectors.finding import Finding
+from detectors.keytable import KeyTable
+from detectors.metrics import CATALOG, BatchValues
+from detectors.store import Channel, ClosedWindows, WindowStore
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+_PATH_CACHE_LIMIT = 200_000
+StoreKey = tuple[str, Channel, int]
+
+
+class _ChannelFilter:
+    """Per-batch mask of the requests a channel counts (path regex results cached per URI)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.rx = re.compile(channel.path) if channel.path is not None else None
+        self.status = np.array(channel.status, dtype=np.float64) if channel.status is not None else None
+        self._cache: dict[str | None, bool] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"channel": self.channel}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["channel"])  # type: ignore[misc]
+
+    def mask(self, batch: RecordBatch) -> np.ndarray | None:
+        m: np.ndarray | None = None
+        if self.rx is not None:
+            uris = batch.texts.get("cs-uri-stem")
+            if uris is None:
+                raise ValueError("batch has no text field 'cs-uri-stem' (a detector filters on path)")
+            cache = self._cache
+            if len(cache) > _PATH_CACHE_LIMIT:
+                cache.clear()
+            search = self.rx.search
+            for u in dict.fromkeys(uris):
+                if u not in cache:
+                    cache[u] = u is not None and search(u) is not None
+            m = np.fromiter(map(cache.__getitem__, uris), dtype=bool, count=len(uris))
+        if self.status is not None:
+            st = batch.numbers.get("sc-status")
+            if st is None:
+                raise ValueError("batch has no numeric field 'sc-status' (a detector filters on status)")
+            sm = np.isin(st, self.status)
+            m = sm if m is None else m & sm
+        return m
+
+
+class Engine:
+    def __init__(
+        self, detectors: Sequence[WindowDetector], state: StateConfig, key_types: Sequence[str]
+    ) -> None:
+        self.state = state
+        self.key_types = tuple(key_types)
+        self.detectors = list(detectors)
+        self.tables: dict[str, KeyTable] = {}
+        self.stores: dict[StoreKey, WindowStore] = {}
+        self.evaluators: dict[StoreKey, list[int]] = {}
+        self.subscribers: dict[StoreKey, list[int]] = {}
+        self.by_key_type: dict[str, list[int]] = {}
+        plan: dict[StoreKey, tuple[set[str], set[str], bool]] = {}
+        for i, det in enumerate(self.detectors):
+            kt = det.spec.key
+            if kt not in self.key_types:
+                raise ValueError(
+                    f"detector {det.spec.name!r} uses key type {kt!r}, which is not configured "
+                    f"(configured: {', '.join(self.key_types) or 'none'})"
+                )
+            self.by_key_type.setdefault(kt, []).append(i)
+            for need in det.needs():
+                sk = (kt, need.channel, need.window_s)
+                sums, distincts, sub = plan.setdefault(sk, (set(), set(), False))
+                sums |= need.sums
+                distincts |= need.distincts
+                plan[sk] = (sums, distincts, sub or need.subscribe)
+                if need.subscribe:
+                    self.subscribers.setdefault(sk, []).append(i)
+            first = det.needs()[0]
+            if det.evaluates:
+                self.evaluators.setdefault((kt, first.channel, first.window_s), []).append(i)
+        for kt in self.by_key_type:
+            self.tables[kt] = KeyTable(state.max_keys)
+        for sk, (sums, distincts, sub) in plan.items():
+            self.stores[sk] = WindowStore(
+                sk[0], sk[1], sk[2], sums, distincts, sub, self.tables[sk[0]].capacity
+            )
+        for det in self.detectors:
+            det.grow(self.tables[det.spec.key].capacity)
+        self.filters = {ch: _ChannelFilter(ch) for ch in {sk[1] for sk in self.stores}}
+        self.watermark = -math.inf
+        self.last_sweep = -math.inf
+        self.sweep_every_s = max(1.0, min(state.idle_timeout_s / 8, 3600.0))
+        self.counters = {"records": 0, "late_accepted": 0, "late_dropped": 0, "bad_time": 0, "findings": 0}
+        self._fingerprint = self._make_fingerprint()
+
+    @classmethod
+    def from_config(cls, specs: Sequence[Any], state: StateConfig, key_types: Sequence[str]) -> Engine:
+        names = [s.name for s in specs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"detector name(s) used twice: {', '.join(dup)}")
+        return cls([registry.build(s) for s in specs], state, key_types)
+
+    def _make_fingerprint(self) -> str:
+        doc = {
+            "specs": [d.spec.model_dump(mode="json") for d in self.detectors],
+            "state": self.state.model_dump(mode="json"),
+            "key_types": self.key_types,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    # -- contract ---------------------------------------------------------------------------------
+
+    def required_fields(self) -> set[str]:
+        out = {"timestamp"}
+        for (_, ch, _), store in self.stores.items():
+            for m in (*store.sums, *store.distincts):
+                out.update(CATALOG[m].fields)
+            if ch.path is not None:
+                out.add("cs-uri-stem")
+            if ch.status is not None:
+                out.add("sc-status")
+        return out
+
+    def process(self, batch: RecordBatch) -> list[Finding]:
+        n = len(batch)
+        if n == 0:
+            return []
+        # A batch may not bring more new keys than half the key table can hold.
+        chunk = max(1, self.state.max_keys // 2)
+        if n <= chunk:
+            return self._process(batch)
+        out: list[Finding] = []
+        for a in range(0, n, chunk):
+            out.extend(self._process(_slice(batch, a, min(n, a + chunk))))
+        return out
+
+    def snapshot(self) -> bytes:
+        """All state (key tables, windows, detectors, watermark, counters), pickled: restore() in an
+        engine built from the same config continues exactly where this one stands."""
+        state = {
+            "version": SNAPSHOT_VERSION,
+            "fingerprint": self._fingerprint,
+            "detectors": self.detectors,
+            "tables": self.tables,
+            "stores": self.stores,
+            "filters": self.filters,
+            "watermark": self.watermark,
+            "last_sweep": self.last_sweep,
+            "counters": self.counters,
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, obj: object) -> None:
+        if not isinstance(obj, bytes | bytearray):
+            raise ValueError(
+                f"engine snapshot must be bytes from Engine.snapshot(), got {type(obj).__name__}"
+            )
+        state = pickle.loads(obj)
+        if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError("engine snapshot has an unknown format or version")
+        if state["fingerprint"] != self._fingerprint:
+            raise ValueError("engine snapshot was taken with a different detector/state configuration")
+        self.detectors = state["detectors"]
+        self.tables = state["tables"]
+        self.stores = state["stores"]
+        self.filters = state["filters"]
+        self.watermark = state["watermark"]
+        self.last_sweep = state["last_sweep"]
+        self.counters = state["counters"]
+
+    def stats(self) -> dict[str, int | float]:
+        out: dict[str, int | float] = dict(self.counters)
+        out["watermark"] = self.watermark if math.isfinite(self.watermark) else 0.0
+        for kt in self.key_types:
+            t = self.tables.get(kt)
+            out[f"tracked_keys.{kt}"] = len(t) if t else 0
+            out[f"evicted_lru.{kt}"] = t.evicted_lru if t else 0
+            out[f"evicted_idle.{kt}"] = t.evicted_idle if t else 0
+        out["window_late_dropped"] = sum(s.late_dropped for s in self.stores.values())
+        out["windows_closed"] = sum(s.windows_closed for s in self.stores.values())
+        out["state_bytes"] = self.state_bytes()
+        return out
+
+    def state_bytes(self) -> int:
+        """Bytes held by the numpy state (stores, key tables' arrays, detectors' per-slot arrays)."""
+        total = sum(s.nbytes() for s in self.stores.values())
+        total += sum(t.last_seen.nbytes for t in self.tables.values())
+        for d in self.detectors:
+            for a in vars(d).values():
+                if isinstance(a, np.ndarray):
+                    total += a.nbytes
+        return total
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _process(self, batch: RecordBatch) -> list[Finding]:
+        n = len(batch)
+        t = np.asarray(batch.time, dtype=np.float64)
+        L = self.state.allowed_lateness_s
+        finite = np.isfinite(t)
+        tf = np.where(finite, t, -np.inf)
+        acc = np.maximum.accumulate(tf)
+        before = np.empty(n)
+        before[0] = self.watermark
+        np.maximum(acc[:-1], self.watermark, out=before[1:])
+        late = finite & (t < before)
+        too_late = late & (t < before - L)
+        ok = finite & ~too_late
+        c = self.counters
+        c["records"] += n
+        c["late_accepted"] += int((late & ~too_late).sum())
+        c["late_dropped"] += int(too_late.sum())
+        c["bad_time"] += int((~finite).sum())
+        self.watermark = max(self.watermark, float(acc[-1]))
+
+        bv = BatchValues(batch)
+        masks: dict[Channel, np.ndarray | None] = {}
+        findings: list[Finding] = []
+        for kt, table in self.tables.items():
+            keys = batch.keys.get(kt)
+            if keys is None:
+                raise ValueError(f"batch has no keys for key type {kt!r} (KeyExtractor fills batch.keys)")
+            slot_rec = self._slots(kt, table, keys, t, ok, findings)
+            has_key = slot_rec >= 0
+            for sk, store in self.stores.items():
+                if sk[0] != kt:
+                    continue
+                if sk[1] not in masks:
+                    masks[sk[1]] = self.filters[sk[1]].mask(batch)
+                ch_mask = masks[sk[1]]
+                sel = np.flatnonzero(has_key if ch_mask is None else has_key & ch_mask)
+                view, closed = store.update(slot_rec, t, bv, sel, table.keys)
+                for cw in closed:
+                    findings.extend(self._dispatch(sk, cw, table))
+                if view is not None:
+                    for i in self.evaluators.get(sk, ()):
+                        findings.extend(self.detectors[i].evaluate(view))
+        self._close_windows(findings)
+        if self.watermark - self.last_sweep >= self.sweep_every_s:
+            self._sweep_idle(findings)
+        c["findings"] += len(findings)
+        findings.sort(key=lambda f: f.event_time)
+        return findings
+
+    def _dispatch(self, sk: StoreKey, cw: ClosedWindows, table: KeyTable) -> list[Finding]:
+        out: list[Finding] = []
+        for i in self.subscribers.get(sk, ()):
+            out.extend(self.detectors[i].on_close(cw, table.keys))
+        return out
+
+    def _slots(
+        self,
+        kt: str,
+        table: KeyTable,
+        keys: list[str | None],
+        t: np.ndarray,
+        ok: np.ndarray,
+        findings: list[Finding],
+    ) -> np.ndarray:
+        """Slot of each record's key (allocating new keys), -1 where no key or dropped."""
+        n = len(keys)
+        if n != t.shape[0]:
+            raise ValueError(f"batch.keys[{kt!r}] has {n} entries for {t.shape[0]} records")
+        uniq = list(dict.fromkeys(keys))
+        pos = {k: i for i, k in enumerate(uniq)}
+        inv = np.fromiter(map(pos.__getitem__, keys), dtype=np.int64, count=n)
+        us = table.lookup(uniq)
+        has_ok = np.zeros(len(uniq), dtype=bool)
+        has_ok[inv[ok]] = True
+        new = (us < 0) & has_ok
+        if None in pos:
+            new[pos[None]] = False
+        if new.any():
+            new_idx = np.flatnonzero(new)
+            shortfall = new_idx.size - table.room()
+            if shortfall > 0:
+                victims = table.pick_lru(shortfall, us[us >= 0])
+                self._release(kt, table, victims, findings)
+                table.evicted_lru += int(victims.size)
+            slots = table.allocate([uniq[i] for i in new_idx.tolist()])  # type: ignore[misc]
+            self._grow(kt, table.capacity)
+            for sk, store in self.stores.items():
+                if sk[0] == kt:
+                    store.reset(slots)
+            for i in self.by_key_type[kt]:
+                self.detectors[i].reset(slots)
+            us[new_idx] = slots
+        slot_rec = us[inv]
+        slot_rec[~ok] = -1
+        valid = slot_rec >= 0
+        np.maximum.at(table.last_seen, slot_rec[valid], t[valid])
+        return slot_rec
+
+    def _grow(self, kt: str, capacity: int) -> None:
+        for sk, store in self.stores.items():
+            if sk[0] == kt:
+                store.grow(capacity)
+        for i in self.by_key_type[kt]:
+            self.detectors[i].grow(capacity)
+
+    def _release(self, kt: str, table: KeyTable, slots: np.ndarray, findings: list[Finding]) -> None:
+        """Forget keys: their open windows go to the closed-window subscribers first."""
+        if slots.size == 0:
+            return
+        for sk, store in self.stores.items():
+            if sk[0] == kt:
+                for cw in store.close_released(slots):
+                    findings.extend(self._dispatch(sk, cw, table))
+                store.reset(slots)
+        for i in self.by_key_type[kt]:
+            self.detectors[i].reset(slots)
+        table.release(slots)
+
+    def _close_windows(self, findings: list[Finding]) -> None:
+        if not math.isfinite(self.watermark):
+            return
+        horizon = self.watermark - self.state.allowed_lateness_s
+        for sk, store in self.stores.items():
+            if not store.subscribed:
+                continue
+            closed_upto = math.floor(horizon / store.window_s) - 1
+            table = self.tables[sk[0]]
+            for cw in store.close_until(closed_upto, table.next_slot):
+                findings.extend(self._dispatch(sk, cw, table))
+
+    def _sweep_idle(self, findings: list[Finding]) -> None:
+        self.last_sweep = self.watermark
+        cutoff = self.watermark - self.state.idle_timeout_s
+        for kt, table in self.tables.items():
+            idle = table.idle(cutoff)
+            if idle.size:
+                self._release(kt, table, idle, findings)
+                table.evicted_idle += int(idle.size)
+
+
+def _slice(batch: RecordBatch, a: int, b: int) -> RecordBatch:
+    return RecordBatch(
+        time=batch.time[a:b],
+        numbers={k: v[a:b] for k, v in batch.numbers.items()},
+        texts={k: v[a:b] for k, v in batch.texts.items()},
+        keys={k: v[a:b] for k, v in batch.keys.items()},
+    )

@@ -1,0 +1,100 @@
+"""Rule detectors: a metric (or a ratio of two) over a window against a fixed threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.base import Need, Reemitter, WindowDetector, number
+from detectors.config import RatioSpec, RuleSpec
+from detectors.finding import Finding
+from detectors.metrics import CATALOG
+from detectors.store import Channel, StoreView
+from detectors.windows import window_label
+
+
+def _split(metrics: set[str]) -> tuple[frozenset[str], frozenset[str]]:
+    sums = frozenset(m for m in metrics if CATALOG[m].kind == "sum")
+    return sums, frozenset(metrics - sums)
+
+
+class _Windowed(WindowDetector):
+    spec: RuleSpec | RatioSpec
+
+    def __init__(self, spec: RuleSpec | RatioSpec) -> None:
+        self.spec = spec
+        self.channel = Channel(spec.path, spec.status)
+        self.window_s = spec.window_s
+        self.emitter = Reemitter(spec.reemit_factor)
+
+    def reset(self, slots: np.ndarray) -> None:
+        self.emitter.reset(slots)
+
+    def _finding(self, view: StoreView, i: int, score: float, evidence: dict[str, object]) -> Finding:
+        start, end = view.window_bounds(i)
+        evidence.update(window_start=start, window_end=end, **self.channel.describe())
+        return Finding(
+            key=view.key_of(i),
+            key_type=view.key_type,
+            detector=self.spec.name,
+            score=float(score),
+            threshold=float(self.spec.threshold),
+            window=window_label(self.window_s),
+            window_s=self.window_s,
+            event_time=float(view.t[i]),
+            mode=self.spec.mode,
+            evidence=evidence,
+        )
+
+
+class RuleDetector(_Windowed):
+    """Score = metric / threshold over the key's current window, once ``min_requests`` is met."""
+
+    spec: RuleSpec
+
+    def needs(self) -> list[Need]:
+        sums, distincts = _split({self.spec.metric, "requests"})
+        return [Need(self.channel, self.window_s, sums, distincts)]
+
+    def evaluate(self, view: StoreView) -> list[Finding]:
+        sp = self.spec
+        value = view.running(sp.metric)
+        requests = view.running("requests")
+        with np.errstate(invalid="ignore"):
+            ok = value >= sp.threshold
+            if sp.min_requests:
+                ok &= requests >= sp.min_requests
+        out = []
+        for i, score in self.emitter.select(view, ok, value / sp.threshold):
+            ev = {"metric": sp.metric, "value": number(value[i]), "requests": number(requests[i])}
+            out.append(self._finding(view, i, score, ev))
+        return out
+
+
+class RatioDetector(_Windowed):
+    """Score = (numerator / denominator) / threshold, once the denominator reaches ``min_requests``
+    and the numerator ``min_numerator`` (a ratio over three requests means nothing)."""
+
+    spec: RatioSpec
+
+    def needs(self) -> list[Need]:
+        sums, distincts = _split({self.spec.numerator, self.spec.denominator, "requests"})
+        return [Need(self.channel, self.window_s, sums, distincts)]
+
+    def evaluate(self, view: StoreView) -> list[Finding]:
+        sp = self.spec
+        num = view.running(sp.numerator)
+        den = view.running(sp.denominator)
+        ratio = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        ok = (den >= sp.min_requests) & (num >= sp.min_numerator) & (ratio >= sp.threshold)
+        out = []
+        for i, score in self.emitter.select(view, ok, ratio / sp.threshold):
+            ev = {
+                "numerator": sp.numerator,
+                "denominator": sp.denominator,
+                "numerator_value": number(num[i]),
+                "denominator_value": number(den[i]),
+                "ratio": number(ratio[i]),
+                "requests": number(view.running("requests")[i]),
+            }
+            out.append(self._finding(view, i, score, ev))
+        return out

@@ -1,0 +1,301 @@
+"""Per-key tumbling-window aggregates of one (key type, filter, window length), in slot-indexed arrays.
+
+Windows are aligned to the epoch (a 1h window is 14:00-15:00 UTC, a 24h window a UTC day), so a
+finding can say exactly which window it counted. Each key keeps its current window and the previous
+one: the previous one takes records up to the allowed lateness and feeds the "window closed" hook
+(detectors that learn per closed window: baselines, ML). A record whose window is older than the
+previous one is counted in ``late_dropped`` and not aggregated.
+
+A batch is grouped by (slot, window) with one stable sort; sums are cumulative sums per group, so
+every record sees the exact running value of its key's window (a rule fires at exactly the record
+that crosses), and the state update is a handful of vectorised gathers/scatters per metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from detectors.metrics import CATALOG, BatchValues
+from detectors.sketch import REGISTERS, estimate, register_and_rank
+
+SENTINEL = -(2**30)  # "no window"; +/- a few stays within int32
+
+
+class Channel(NamedTuple):
+    """Which requests a store counts: all, or those matching a path regex and/or statuses."""
+
+    path: str | None = None
+    status: tuple[int, ...] | None = None
+
+    def describe(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.path is not None:
+            out["path"] = self.path
+        if self.status is not None:
+            out["status"] = list(self.status)
+        return out
+
+
+@dataclass
+class ClosedWindows:
+    """Windows that closed in event time for some keys of one store, with their final metrics."""
+
+    key_type: str
+    channel: Channel
+    window_s: int
+    slots: np.ndarray
+    window_ids: np.ndarray
+    metrics: dict[str, np.ndarray]  # float64, aligned with ``slots``
+
+    @property
+    def end_times(self) -> np.ndarray:
+        return (self.window_ids + 1).astype(np.float64) * self.window_s
+
+
+@dataclass
+class StoreView:
+    """One batch's records of one store, sorted by (slot, window, arrival), with running values."""
+
+    key_type: str
+    channel: Channel
+    window_s: int
+    keys: list[str | None]  # slot -> key of the key table
+    t: np.ndarray
+    slot: np.ndarray
+    wid: np.ndarray
+    grp: np.ndarray  # group index of each record
+    _running: dict[str, np.ndarray] = field(default_factory=dict)
+    _pending: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def running(self, metric: str) -> np.ndarray:
+        """Value of the key's window after each record (distinct metrics: only at a group's last record,
+        NaN elsewhere)."""
+        r = self._running.get(metric)
+        if r is None:
+            vals, cs, base = self._pending.pop(metric)
+            first = np.flatnonzero(np.r_[True, self.grp[1:] != self.grp[:-1]])
+            offset = cs[first] - vals[first]
+            r = base[self.grp] + cs - offset[self.grp]
+            self._running[metric] = r
+        return r
+
+    def key_of(self, i: int) -> str:
+        return self.keys[int(self.slot[i])]  # type: ignore[return-value]
+
+    def window_bounds(self, i: int) -> tuple[float, float]:
+        w = int(self.wid[i])
+        return float(w * self.window_s), float((w + 1) * self.window_s)
+
+
+class WindowStore:
+    def __init__(
+        self,
+        key_type: str,
+        channel: Channel,
+        window_s: int,
+        sums: set[str],
+        distincts: set[str],
+        subscribed: bool,
+        capacity: int,
+    ) -> None:
+        self.key_type = key_type
+        self.channel = channel
+        self.window_s = window_s
+        self.sums = tuple(sorted(set(sums) | {"requests"}))
+        self.distincts = tuple(sorted(distincts))
+        self.capacity = capacity
+        self.cur_id = np.full(capacity, SENTINEL, dtype=np.int32)
+        self.cur = {m: np.zeros(capacity, dtype=CATALOG[m].dtype) for m in self.sums}
+        self.prev = {m: np.zeros(capacity, dtype=CATALOG[m].dtype) for m in self.sums}
+        self.regs = {m: np.zeros((capacity, REGISTERS), dtype=np.uint8) for m in self.distincts}
+        self.prev_est = {m: np.zeros(capacity, dtype=np.float32) for m in self.distincts}
+        self.emitted = np.full(capacity, SENTINEL, dtype=np.int32) if subscribed else None
+        self.closed_upto = SENTINEL
+        self.late_dropped = 0  # records whose window had already rolled out of this store
+        self.windows_closed = 0
+
+    @property
+    def subscribed(self) -> bool:
+        return self.emitted is not None
+
+    def nbytes(self) -> int:
+        arrays = [self.cur_id, *self.cur.values(), *self.prev.values(), *self.regs.values()]
+        arrays += list(self.prev_est.values())
+        if self.emitted is not None:
+            arrays.append(self.emitted)
+        return sum(a.nbytes for a in arrays)
+
+    def grow(self, capacity: int) -> None:
+        if capacity <= self.capacity:
+            return
+
+        def ext(a: np.ndarray, fill: float) -> np.ndarray:
+            out = np.full((capacity, *a.shape[1:]), fill, dtype=a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        self.cur_id = ext(self.cur_id, SENTINEL)
+        self.cur = {m: ext(a, 0) for m, a in self.cur.items()}
+        self.prev = {m: ext(a, 0) for m, a in self.prev.items()}
+        self.regs = {m: ext(a, 0) for m, a in self.regs.items()}
+        self.prev_est = {m: ext(a, 0) for m, a in self.prev_est.items()}
+        if self.emitted is not None:
+            self.emitted = ext(self.emitted, SENTINEL)
+        self.capacity = capacity
+
+    def reset(self, slots: np.ndarray) -> None:
+        """Forget these slots (their key was evicted or the slot is handed to a new key)."""
+        self.cur_id[slots] = SENTINEL
+        if self.emitted is not None:
+            self.emitted[slots] = SENTINEL
+
+    # -- the closed-window hook -------------------------------------------------------------------
+
+    def _closed(self, slots: np.ndarray, wids: np.ndarray, which: str) -> ClosedWindows:
+        metrics: dict[str, np.ndarray] = {}
+        if which == "cur":
+            for m in self.sums:
+                metrics[m] = self.cur[m][slots].astype(np.float64)
+            for m in self.distincts:
+                metrics[m] = estimate(self.regs[m][slots])
+        else:
+            for m in self.sums:
+                metrics[m] = self.prev[m][slots].astype(np.float64)
+            for m in self.distincts:
+                metrics[m] = self.prev_est[m][slots].astype(np.float64)
+        assert self.emitted is not None
+        self.emitted[slots] = wids
+        self.windows_closed += int(slots.size)
+        return ClosedWindows(
+            self.key_type, self.channel, self.window_s, slots, wids.astype(np.int64), metrics
+        )
+
+    def _due(
+        self, slots: np.ndarray, cid: np.ndarray, prev_ok: np.ndarray, cur_ok: np.ndarray
+    ) -> list[ClosedWindows]:
+        """Emit the not yet emitted previous (then current) windows where ``prev_ok``/``cur_ok``."""
+        assert self.emitted is not None
+        valid = cid != SENTINEL
+        em = self.emitted[slots].astype(np.int64)
+        prev_due = valid & prev_ok & (cid - 1 > em) & (self.prev["requests"][slots] > 0)
+        cur_due = valid & cur_ok & (cid > em)
+        out = []
+        if prev_due.any():
+            out.append(self._closed(slots[prev_due], cid[prev_due] - 1, "prev"))
+        if cur_due.any():
+            out.append(self._closed(slots[cur_due], cid[cur_due], "cur"))
+        return out
+
+    def close_until(self, closed_upto: int, n_slots: int) -> list[ClosedWindows]:
+        """Windows with id <= ``closed_upto`` are final (watermark minus lateness passed their end)."""
+        if self.emitted is None or closed_upto <= self.closed_upto:
+            return []
+        self.closed_upto = closed_upto
+        slots = np.arange(n_slots)
+        cid = self.cur_id[:n_slots].astype(np.int64)
+        return self._due(slots, cid, cid - 1 <= closed_upto, cid <= closed_upto)
+
+    def close_released(self, slots: np.ndarray) -> list[ClosedWindows]:
+        """Keys about to be forgotten: their open windows are delivered as they are."""
+        if self.emitted is None or slots.size == 0:
+            return []
+        cid = self.cur_id[slots].astype(np.int64)
+        yes = np.ones(slots.size, dtype=bool)
+        return self._due(slots, cid, yes, yes)
+
+    # -- the batch update -------------------------------------------------------------------------
+
+    def update(
+        self,
+        slot_all: np.ndarray,
+        t_all: np.ndarray,
+        bv: BatchValues,
+        sel: np.ndarray,
+        keys: list[str | None],
+    ) -> tuple[StoreView | None, list[ClosedWindows]]:
+        """Aggregate the records ``sel`` (indices into the batch, arrival order) into the windows."""
+        n = int(sel.size)
+        if n == 0:
+            return None, []
+        W = self.window_s
+        s0 = slot_all[sel]
+        t0 = t_all[sel]
+        w0 = np.floor_divide(t0, W).astype(np.int64)
+        wmin = int(w0.min())
+        span = int(w0.max()) - wmin + 1
+        sort_key = s0 if span == 1 else s0 * span + (w0 - wmin)
+        order = np.argsort(sort_key, kind="stable")
+        s, w, t, rec = s0[order], w0[order], t0[order], sel[order]
+        brk = np.flatnonzero((s[1:] != s[:-1]) | (w[1:] != w[:-1])) + 1
+        gstart = np.concatenate(([0], brk))
+        gend = np.concatenate((brk, [n]))
+        gs, gw = s[gstart], w[gstart]
+        c = self.cur_id[gs].astype(np.int64)
+        old = (gw < c - 1) & (c != SENTINEL)
+        if old.any():
+            keep = np.repeat(~old, gend - gstart)
+            self.late_dropped += int(n - keep.sum())
+            return self.update(slot_all, t_all, bv, np.sort(rec[keep]), keys)
+
+        G = gs.size
+        grp = np.repeat(np.arange(G), gend - gstart)
+        ubrk = np.flatnonzero(gs[1:] != gs[:-1]) + 1
+        ustart = np.concatenate(([0], ubrk))
+        uend = np.concatenate((ubrk, [G]))
+        us, uc = gs[ustart], c[ustart]
+        unc = np.maximum(uc, gw[uend - 1])
+        g_u = np.repeat(np.arange(us.size), uend - ustart)
+        gnc = unc[g_u]
+        is_cur = gw == c
+        is_prev = gw == c - 1
+        new_cur = np.flatnonzero(gw == gnc)
+        new_prev = np.flatnonzero(gw == gnc - 1)
+        same = uc == unc
+        one = uc == unc - 1
+
+        closed: list[ClosedWindows] = []
+        if self.emitted is not None:
+            rolled = unc > uc
+            closed = self._due(us, uc, rolled, unc >= uc + 2)
+
+        view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp)
+        for m in self.sums:
+            cur, prev = self.cur[m], self.prev[m]
+            vals = bv.value(m)[rec]
+            cs = np.cumsum(vals)
+            base = np.where(is_cur, cur[gs], np.where(is_prev, prev[gs], 0)).astype(np.float64)
+            view._pending[m] = (vals, cs, base)
+            gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
+            old_cur = cur[us].astype(np.float64)
+            ncv = np.where(same, old_cur, 0.0)
+            npv = np.where(same, prev[us].astype(np.float64), np.where(one, old_cur, 0.0))
+            ncv[g_u[new_cur]] += gtot[new_cur]
+            npv[g_u[new_prev]] += gtot[new_prev]
+            cur[us] = ncv
+            prev[us] = npv
+        for m in self.distincts:
+            regs, pest = self.regs[m], self.prev_est[m]
+            idx, rank = register_and_rank(bv.hashes(m)[rec])
+            comb = np.zeros((G, REGISTERS), dtype=np.uint8)
+            np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
+            cg = np.flatnonzero(is_cur)
+            comb[cg] = np.maximum(comb[cg], regs[gs[cg]])
+            est_g = estimate(comb)
+            pg = np.flatnonzero(is_prev)
+            if pg.size:
+                est_g[pg] = np.maximum(pest[gs[pg]], est_g[pg])
+            running = np.full(n, np.nan)
+            running[gend - 1] = est_g
+            view._running[m] = running
+            npe = np.where(same, pest[us].astype(np.float64), 0.0)
+            if one.any():
+                npe[one] = estimate(regs[us[one]])
+            npe[g_u[new_prev]] = est_g[new_prev]
+            regs[us[~same]] = 0
+            regs[gs[new_cur]] = comb[new_cur]
+            pest[us] = npe
+        self.cur_id[us] = unc
+        return view, closed
