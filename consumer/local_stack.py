@@ -2,9 +2,9 @@
 
 KCL forces HTTP/2 for Kinesis, which moto's own server cannot speak; Hypercorn serves moto's WSGI app
 with both protocols. The stack creates what cfguard uses: the Kinesis stream, the blocklist table and
-the snapshot bucket (the KCL daemon creates its lease table itself). The block Lambda is registered
-when its code is present (``infra/block_lambda/``), but moto only executes Lambda code inside Docker:
-locally the action runner calls the handler in-process against this endpoint instead.
+the snapshot bucket, two WAF IP sets (the KCL daemon creates its lease table itself). The block Lambda
+is registered, and since moto only executes Lambda code inside Docker, the stack answers its Invoke
+calls itself by running the real handler (``infra/block_lambda/``) in-process against moto.
 
 Use :class:`LocalStack` in-process (a server thread) or :class:`LocalStackProcess` to run
 ``cfguard local-stack`` as a child process (what tests and the demo do: it keeps moto off their GIL).
@@ -118,8 +118,110 @@ def _lambda_zip(src: Path) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for p in sorted(src.rglob("*.py")):
-            zf.write(p, p.relative_to(src).as_posix())
+            zf.write(p, f"block_lambda/{p.relative_to(src).as_posix()}")
     return buf.getvalue()
+
+
+def block_lambda_available() -> bool:
+    return (BLOCK_LAMBDA_DIR / "handler.py").exists()
+
+
+def lambda_env(info: StackInfo) -> dict[str, str]:
+    """The block Lambda's environment on this stack (its README lists the variables)."""
+    env = {"BLOCKLIST_TABLE": info.spec.blocklist_table, "IP_KEY_TYPES": "ip"}
+    if "waf_ipv4_set_arn" in info.resources:
+        env["WAF_IPV4_SET_ARN"] = info.resources["waf_ipv4_set_arn"]
+        env["WAF_IPV6_SET_ARN"] = info.resources["waf_ipv6_set_arn"]
+    return env
+
+
+def _at_least_one_chunk(body: Any) -> Any:
+    """Hypercorn's WSGI wrapper only starts a response on the first body chunk: an empty body
+    (HEAD, 204) would never send its status. Yield an empty chunk in that case."""
+    try:
+        empty = True
+        for chunk in body:
+            empty = False
+            yield chunk
+        if empty:
+            yield b""
+    finally:
+        if hasattr(body, "close"):
+            body.close()
+
+
+class LambdaInvoke:
+    """WSGI middleware: ``Invoke`` of the block function runs the real handler code in this process.
+
+    moto records Lambda invocations but only executes code inside Docker; this answers the Invoke
+    API for the one function cfguard calls (same URL, headers and status codes as AWS) and passes
+    every other request to moto. Each invocation is logged for ``GET /_cfguard/invocations``.
+    """
+
+    def __init__(self, app: Any, function_name: str) -> None:
+        self.app = app
+        self.function_name = function_name
+        self.service: Any = None
+        self.invocations: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def bind(self, info: StackInfo) -> None:
+        root = str(BLOCK_LAMBDA_DIR.parent.parent)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        from infra.block_lambda.handler import BlockService
+        from infra.block_lambda.settings import Settings
+
+        region = info.spec.region
+        self.service = BlockService(
+            Settings.from_env(lambda_env(info)),
+            dynamodb=boto_client("dynamodb", info.endpoint, region),
+            wafv2=boto_client("wafv2", info.endpoint, region),
+        )
+
+    def _target(self, path: str) -> bool:
+        prefix, suffix = "/2015-03-31/functions/", "/invocations"
+        if not (path.startswith(prefix) and path.endswith(suffix)):
+            return False
+        from urllib.parse import unquote
+
+        name = unquote(path[len(prefix) : -len(suffix)])
+        return name == self.function_name or name.endswith(f":function:{self.function_name}")
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == "/_cfguard/invocations":
+            with self._lock:
+                body = json.dumps(self.invocations).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        if environ.get("REQUEST_METHOD") != "POST" or self.service is None or not self._target(path):
+            return _at_least_one_chunk(self.app(environ, start_response))
+        received = time.time()
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        try:
+            event = json.loads(raw) if raw else None
+        except ValueError:
+            event = None
+        result = self.service.handle(event)
+        with self._lock:
+            self.invocations.append(
+                {
+                    "received": received,
+                    "op": event.get("op") if isinstance(event, dict) else None,
+                    "key": event.get("key") if isinstance(event, dict) else None,
+                    "idempotency_key": event.get("idempotency_key") if isinstance(event, dict) else None,
+                    "status": result.get("status") if isinstance(result, dict) else None,
+                }
+            )
+        if environ.get("HTTP_X_AMZ_INVOCATION_TYPE") == "Event":
+            start_response("202 Accepted", [("Content-Type", "application/json")])
+            return [b"{}"]
+        body = json.dumps(result).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
+        )
+        return [body]
 
 
 def create_resources(endpoint: str, spec: StackSpec) -> StackInfo:
@@ -136,18 +238,30 @@ def create_resources(endpoint: str, spec: StackSpec) -> StackInfo:
     ddb = boto_client("dynamodb", endpoint, spec.region)
     ddb.create_table(
         TableName=spec.blocklist_table,
-        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    ddb.update_time_to_live(
+        TableName=spec.blocklist_table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
     info.resources["blocklist_table"] = spec.blocklist_table
+    waf = boto_client("wafv2", endpoint, spec.region)
+    for version in ("IPV4", "IPV6"):
+        ipset = waf.create_ip_set(
+            Name=f"cfguard-blocked-{version.lower()}",
+            Scope="CLOUDFRONT",
+            IPAddressVersion=version,
+            Addresses=[],
+        )["Summary"]
+        info.resources[f"waf_{version.lower()}_set_arn"] = ipset["ARN"]
 
     s3 = boto_client("s3", endpoint, spec.region)
     s3.create_bucket(Bucket=spec.snapshot_bucket)
     info.resources["snapshot_bucket"] = spec.snapshot_bucket
 
-    handler = BLOCK_LAMBDA_DIR / "handler.py"
-    if handler.exists():
+    if block_lambda_available():
         iam = boto_client("iam", endpoint, spec.region)
         role = iam.create_role(
             RoleName=f"{spec.lambda_name}-role",
@@ -168,9 +282,9 @@ def create_resources(endpoint: str, spec: StackSpec) -> StackInfo:
             FunctionName=spec.lambda_name,
             Runtime="python3.11",
             Role=role,
-            Handler="handler.handler",
+            Handler="block_lambda.handler.handler",
             Code={"ZipFile": _lambda_zip(BLOCK_LAMBDA_DIR)},
-            Environment={"Variables": {"BLOCKLIST_TABLE": spec.blocklist_table}},
+            Environment={"Variables": lambda_env(info)},
         )
         info.lambda_registered = True
         info.resources["lambda_arn"] = fn["FunctionArn"]
@@ -190,6 +304,7 @@ class LocalStack:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self.lambda_invoke: LambdaInvoke | None = None
 
     def _serve(self) -> None:
         from hypercorn.asyncio import serve
@@ -202,7 +317,9 @@ class LocalStack:
         conf.errorlog = logging.getLogger("hypercorn.error")
         conf.keep_alive_timeout = 75
         conf.wsgi_max_body_size = 64 * 1024 * 1024
-        app = DomainDispatcherApplication(create_backend_app)
+        app = self.lambda_invoke = LambdaInvoke(
+            DomainDispatcherApplication(create_backend_app), self.spec.lambda_name
+        )
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -225,6 +342,8 @@ class LocalStack:
                 raise RuntimeError(f"local stack failed to start: {self._error}") from self._error
             raise
         self.info = create_resources(self.endpoint, self.spec)
+        if self.info.lambda_registered and self.lambda_invoke is not None:
+            self.lambda_invoke.bind(self.info)
         return self.info
 
     def stop(self) -> None:
@@ -313,10 +432,11 @@ def describe(info: StackInfo) -> dict[str, Any]:
         "blocklist table": s.blocklist_table,
         "snapshot bucket": s.snapshot_bucket,
         "block lambda": (
-            f"{s.lambda_name} registered (moto cannot execute it without Docker: "
-            "actions run its handler in-process against this endpoint)"
+            f"{s.lambda_name}: Invoke runs infra/block_lambda's real handler inside the stack "
+            "(moto alone needs Docker to run Lambda code)"
             if info.lambda_registered
             else "not registered (infra/block_lambda/handler.py not present)"
         ),
+        "WAF IP sets": ", ".join(v for k, v in info.resources.items() if k.startswith("waf_")),
         "lease table": "created by the KCL daemon on its first start",
     }
