@@ -4,14 +4,14 @@ One Kinesis record carries one line: tab-separated fields in CloudFront's fixed 
 ``-`` for a missing value, a trailing ``\\n``. The configured field list decides the columns.
 
 Why it is built this way (figures in ``bench/results/parse.md``): per-record Python work is what
-costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: ``b"".join`` then one C
-``split(b"\t")``, and the wanted columns are slices of that flat list. Line structure is verified
-without a per-line Python loop: every line ends with its one ``\n`` (one numpy count over the
-buffer) and that newline falls in the element where the line's N-th field ends. Columns are then
-converted one at a time: repetitive fields (status, method, result type, user agent, cookie...)
-through a small per-column table of converted values kept across batches (each distinct value is
-validated and converted once, and equal texts share one ``str``); other numbers with ``float`` in C
-after one ``translate`` check of the whole column; ``dddddddddd.ddd`` timestamps vectorised.
+costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: the lines joined by a tab,
+then one C ``split(b"\\t")``, and the wanted columns are slices of that flat list. Line structure is
+verified without a per-line Python loop: every line ends with its one ``\\n`` (one numpy count over
+the buffer) and every N-th element of the split ends with it. Columns are then converted one at a
+time: repetitive fields (status, method, result type, user agent, cookie...) through a small
+per-column table of converted values kept across batches (each distinct value is validated and
+converted once, and equal texts share one ``str``); other numbers with ``float`` in C after one
+``translate`` check of the whole column; ``dddddddddd.ddd`` timestamps vectorised.
 
 Anything the fast path does not accept goes through :func:`LineParser.parse_line`, the reference
 semantics for one line, which decides whether the line is a record or malformed (and why); the fast
@@ -290,11 +290,12 @@ class LineParser:
         lens = np.fromiter(map(len, lines), np.int64, n)
         if lens.max() > self.max_line_bytes or lens.min() == 0:
             return None
-        buf = b"".join(lines)
+        # One buffer: the lines joined by a tab, so that one split gives N elements per line.
+        buf = _TAB.join(lines)
         arr = np.frombuffer(buf, dtype=np.uint8)
-        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1] == 10))
+        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1 + np.arange(n)] == 10))
         if ends == 0:  # lines handed over without their newline
-            buf = _NL.join(lines) + _NL
+            buf = b"\n\t".join(lines) + _NL
             arr = np.frombuffer(buf, dtype=np.uint8)
         elif ends != n:
             return None
@@ -307,33 +308,24 @@ class LineParser:
         if np.count_nonzero(eq) != n:
             return None
         nf = self.n_fields
-        step = nf - 1
-        if step == 0:
-            flat = buf.split(_NL)
-            if len(flat) != n + 1:
-                return None
-            firsts = lasts = flat[:n]
-        else:
-            flat = buf.split(_TAB)
-            if len(flat) != n * step + 1:
-                return None
-            boundary = flat[step::step]  # "last field\nfirst field of the next line", n of them
-            if list(map(bytes.count, boundary, repeat(_NL))).count(1) != n:
-                return None
-            parts = _NL.join(boundary).split(_NL)  # [last0, first1, last1, first2, ..., last(n-1), b""]
-            lasts = parts[0 : 2 * n - 1 : 2]
-            firsts = [flat[0], *parts[1 : 2 * n - 2 : 2]]
+        flat = buf.split(_TAB)
+        if len(flat) != n * nf:
+            return None
+        # Every N-th element must end with a newline. The n newlines are the n line ends, so the
+        # k-th such element ends at line k's end: each line has exactly N-1 tabs.
+        lasts = flat[nf - 1 :: nf]
+        if sum(map(bytes.endswith, lasts, repeat(_NL))) != n:
+            return None
         cols: dict[str, np.ndarray | list[str | None]] = {}
         bad: set[int] = set()
         for c in self.columns:
-            if c.index == 0:
-                raw = firsts
-            elif c.index == nf - 1:
-                raw = lasts
-                if ends and any(x.endswith(b"\r") for x in raw):  # "\r\n" endings (not a bare "\r")
-                    raw = [x[:-1] if x.endswith(b"\r") else x for x in raw]
+            if c.index == nf - 1:
+                if ends:  # the line's own "\n" or "\r\n"
+                    raw = [x[:-2] if x.endswith(b"\r\n") else x[:-1] for x in lasts]
+                else:  # the "\n" added above; a bare "\r" of the line stays, as in parse_line
+                    raw = [x[:-1] for x in lasts]
             else:
-                raw = flat[c.index :: step]
+                raw = flat[c.index :: nf]
             if c.numeric:
                 cols[c.name] = _numbers(raw, c, bad, self._tables[c.name])
             else:

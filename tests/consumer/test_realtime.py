@@ -188,3 +188,24 @@ def test_mostly_missing_numeric_column() -> None:
     col = r.batch.numbers["sc-range-start"]
     assert len(col) == 99 and col[10] == 1024 and col[89] == 0
     assert np.isnan(np.delete(col, [10, 89])).all()
+
+
+def test_structure_errors_that_compensate_each_other_are_still_caught() -> None:
+    p = RealtimeParser(["timestamp", "c-ip", "sc-status"], ["c-ip", "sc-status"])
+    good = b"1700000000.000\t1.1.1.1\t200\n"
+    cases = [
+        # one line a field short, the next a field long: the total field count is right
+        (
+            [b"1700000000.000\t1.1.1.1\n", b"1700000000.000\t2.2.2.2\t200\t7\n"],
+            ["field_count", "field_count"],
+        ),
+        # a missing terminator and an inner newline: the total newline count is right
+        ([b"1700000000.000\t1.1.1.1\t200", b"\n1700000000.000\t2.2.2.2\t201\n"], ["bad_timestamp"]),
+        # an inner newline inside a field of a line with the right tab count: kept in the value
+        ([b"1700000000.000\t1.1\n.1.1\t200\n"], []),
+    ]
+    for lines, reasons in cases:
+        r = p.parse([good, *lines, good])
+        assert [m[0] for m in r.malformed] == reasons, lines
+        expected = [good, *[x for x in lines if p.parse_line(x)[0] is None], good]
+        assert r.batch.texts["c-ip"] == [p.parse_line(x)[1]["c-ip"] for x in expected]
