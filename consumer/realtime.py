@@ -114,7 +114,7 @@ class LineParser:
         self.max_line_bytes = max_line_bytes
         self._scratch = np.empty(1 << 16, dtype=bool)
         # Per column, converted values of repetitive fields, kept across chunks (bounded).
-        self._tables: dict[str, dict[bytes, object]] = {c.name: {} for c in self.columns}
+        self._tables: dict[str, _Table] = {c.name: _Table() for c in self.columns}
         for c in self.columns:
             if not 0 <= c.index < n_fields:
                 raise ValueError(f"column {c.name} at index {c.index} outside a {n_fields}-field layout")
@@ -336,9 +336,19 @@ class LineParser:
 _SAMPLE = 64
 
 
-def _repetitive(raw: list[bytes], table: dict[bytes, object]) -> bool:
+class _Table:
+    """Converted values of one repetitive column, and whether the last chunk brought new ones."""
+
+    __slots__ = ("missed", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, object] = {}
+        self.missed = False
+
+
+def _repetitive(raw: list[bytes], table: _Table) -> bool:
     """Few distinct values (status, method, result type, UA...): convert each distinct value once."""
-    if table:
+    if table.values:
         return True
     sample = raw[:_SAMPLE]
     return len(set(sample)) * 2 <= len(sample)
@@ -349,43 +359,47 @@ _TABLE_LIMIT = 4096
 
 def _through_table(
     raw: list[bytes],
-    table: dict[bytes, object],
+    table: _Table,
     convert: Callable[[bytes], tuple[bool, object]],
     bad: set[int],
 ) -> list[object] | None:
     """``raw`` mapped through a conversion table, converting unseen values once; ``None`` when the
     column turns out not to be repetitive (the table is then dropped)."""
-    try:
-        return list(map(table.__getitem__, raw))
-    except KeyError:
-        pass
-    new = set(raw).difference(table)
+    values = table.values
+    if not table.missed:  # the usual case: every value seen before, one pass
+        try:
+            return list(map(values.__getitem__, raw))
+        except KeyError:
+            pass
+    new = set(raw).difference(values)
+    table.missed = bool(new)  # a column with a steady trickle of new values skips the attempt
     if len(new) * 2 > len(raw) and len(raw) >= _SAMPLE:
-        table.clear()
+        values.clear()
+        table.missed = False
         return None
-    if len(table) + len(new) > _TABLE_LIMIT:
-        table.clear()
+    if len(values) + len(new) > _TABLE_LIMIT:
+        values.clear()
         new = set(raw)
     invalid: dict[bytes, object] = {}
     for x in new:
         ok, v = convert(x)
         if ok:
-            table[x] = v
+            values[x] = v
         else:
             invalid[x] = v
     if not invalid:
-        return list(map(table.__getitem__, raw))
+        return list(map(values.__getitem__, raw))
     out: list[object] = []
     for i, x in enumerate(raw):
         if x in invalid:
             bad.add(i)
             out.append(invalid[x])
         else:
-            out.append(table[x])
+            out.append(values[x])
     return out
 
 
-def _numbers(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> np.ndarray:
+def _numbers(raw: list[bytes], c: Column, bad: set[int], table: _Table) -> np.ndarray:
     """float64 column (NaN for ``-``); rows that fail validation are added to ``bad``."""
     n = len(raw)
     arr: np.ndarray | None = None
@@ -478,7 +492,7 @@ def _numbers_distinct(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
     return arr
 
 
-def _texts(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> list[str | None]:
+def _texts(raw: list[bytes], c: Column, bad: set[int], table: _Table) -> list[str | None]:
     if _repetitive(raw, table):
         url = c.decode
 
