@@ -106,7 +106,7 @@ class PasswordRetry(Scenario):
     start_s: float = 0.0
     users: int = 5
     fails: int = 3
-    every_s: float = 600.0
+    every_s: float = 3600.0
 
     def prepare(self, rng, actors, ctx):
         self.uid_list = make_uids(rng, self.users)
@@ -140,7 +140,7 @@ class CdnPrefetcher(Scenario):
     abuse = False
     summary = "one data-centre IP fetches the top `urls` popular objects round-robin at `rate`/s"
     start_s: float = 0.0
-    rate: float = 2.0
+    rate: float = 1.0
     urls: int = 40
 
     def prepare(self, rng, actors, ctx):

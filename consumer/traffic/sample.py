@@ -15,7 +15,7 @@ SCENARIOS = ",".join((
     "bandwidth_hog:start_s=30:duration_s=150:bytes_per_s=3e7",
     "request_flood:start_s=60:duration_s=45:rate=40",
     "scanner:start_s=40:duration_s=90:rate=6",
-    "credential_stuffing:start_s=50:duration_s=120:rate=3:mode=rotating_ips:ips=200",
+    "credential_stuffing:start_s=50:duration_s=120:rate=3:mode=rotating_ips:ips=300",
     "credential_stuffing:start_s=100:duration_s=90:rate=3:mode=one_ip",
     "scraper:start_s=30:duration_s=180:rate=2",
     "origin_exhaustion:start_s=90:duration_s=90:rate=10:ips=2",
@@ -26,7 +26,7 @@ NEGATIVES = ",".join((
     "heavy_downloader",
     "nat_office:users=150",
     "monitor:interval_s=2",
-    "password_retry:users=5:fails=3:every_s=200",
+    "password_retry:users=5:fails=3:every_s=400",
     "cdn_prefetcher:rate=1",
 ))
 #: ``cfguard generate`` + these arguments (plus ``--out`` and ``--labels-out``) makes the sample.

@@ -143,7 +143,7 @@ class CredentialStuffing(Scenario):
     summary = "login attempts with ~95% 401: rotating proxy IPs with one uid, or one IP with fresh uids"
     rate: float = 4.0
     mode: str = "rotating_ips"
-    ips: int = 300
+    ips: int = 2000
     uids: int = 1
     success: float = 0.02
 
@@ -159,6 +159,8 @@ class CredentialStuffing(Scenario):
             self.pool = [region_addresses(rng, r, 1, np.asarray([False]))[0][0] for r in reg]
             for u in self.uid_list:
                 self.add_key("user", u)
+            for ip in self.pool:
+                self.add_accomplice("ip", ip)
         else:
             self.actor_ids = np.empty(0, np.int64)
             self.actor, self.ip = _hosted(rng, actors, client)
@@ -174,6 +176,8 @@ class CredentialStuffing(Scenario):
             uids = make_uids(rng, m)
             actor = np.asarray([self._actors.add(u, TOOLS["python"], "IAD89-C1", "US", 14061,
                                                  extra_cookies="lang=en") for u in uids], dtype=np.int64)
+            for u in uids:
+                self.add_accomplice("user", u)
             ip = [self.ip] * m
         u = rng.random(m)
         status = np.where(u < self.success, 200, np.where(u < self.success + 0.02, 403,
@@ -268,6 +272,8 @@ class ApiFreeRider(Scenario):
             self.api_key = "ak_live_" + base64.urlsafe_b64encode(raw).decode("ascii")
             self.who = [_hosted(rng, actors, TOOLS["curl"], api_key=self.api_key) for _ in range(self.ips)]
             self.add_key("api_key", self.api_key)
+            for _, ip in self.who:
+                self.add_accomplice("ip", ip)
         else:
             uid = make_uids(rng, 1)[0]
             self.who = [_hosted(rng, actors, CLIENTS[8], uid)]
