@@ -112,7 +112,8 @@ class PasswordRetry(Scenario):
         self.uid_list = make_uids(rng, self.users)
         clients = [CLIENTS[i] for i in rng.integers(0, 7, self.users).tolist()]  # browsers
         self.who = [_home(rng, actors, c, u) for c, u in zip(clients, self.uid_list, strict=True)]
-        self.offset = rng.uniform(0, self.every_s * 0.5, self.users)
+        # First attempts within two minutes of the start (so short runs show them), then every every_s.
+        self.offset = rng.uniform(0, min(self.every_s * 0.5, 120.0), self.users)
         for u in self.uid_list:
             self.add_key("user", u)
 
