@@ -168,7 +168,7 @@ class Renderer:
                 "cookie": np.asarray(a.cookie, dtype=object),
                 "xff": np.asarray([x or "-" for x in a.xff], dtype=object),
                 "country": np.asarray(a.country, dtype=object),
-                "asn": np.asarray([str(x) for x in a.asn], dtype=object),
+                "asn_nl": np.asarray([f"{x}\n" for x in a.asn], dtype=object),  # the last field
                 "hdr": np.asarray(hdr, dtype=object),
                 "names": np.asarray(names, dtype=object),
                 "count": np.asarray(count, np.int64),
@@ -190,22 +190,14 @@ class Renderer:
         ranged = req.range_start >= 0
         cs_bytes = p_cs[pid] + act["cs_extra"][actor] + req.body + rng.integers(0, 24, n)
         count = p_count[pid] + act["count"][actor] + ranged
-        rs_l, re_l = req.range_start.tolist(), req.range_end.tolist()
-        pairs_hdr = _take(pcols[_P_HDRS], pid)
-        pairs_names = _take(pcols[_P_NAMES], pid)
-        a_hdr = _take(act["hdr"], actor)
-        a_names = _take(act["names"], actor)
-        hdrs = []
-        names = []
-        for ph, ah, pn, an, rs, re_, rg in zip(pairs_hdr, a_hdr, pairs_names, a_names, rs_l, re_l,
-                                             ranged.tolist(), strict=True):
-            if rg:
-                rn = "range" if ph.startswith("host") else "Range"  # HTTP/2 names are lower case
-                hdrs.append(f"{ph}{ah}{rn}:bytes={rs}-{re_}{_NL}")
-                names.append(f"{pn}{an}{rn}{_NL}")
-            else:
-                hdrs.append(ph + ah)
-                names.append(pn + an)
+        # Header blocks: (client, kind) part + the actor's cookie/key lines (+ a range line).
+        hdr_arr = pcols[_P_HDRS][pid] + act["hdr"][actor]
+        names_arr = pcols[_P_NAMES][pid] + act["names"][actor]
+        for i in np.flatnonzero(ranged).tolist():
+            rn = "range" if hdr_arr[i].startswith("host") else "Range"  # HTTP/2 names are lower case
+            hdr_arr[i] = f"{hdr_arr[i]}{rn}:bytes={req.range_start[i]}-{req.range_end[i]}{_NL}"
+            names_arr[i] = f"{names_arr[i]}{rn}{_NL}"
+        hdrs, names = hdr_arr.tolist(), names_arr.tolist()
         has_origin = req.result != 0
         fbl_a = np.maximum(req.ttfb - 0.001, 0.0005)
         res_l = req.result.tolist()
@@ -247,10 +239,10 @@ class Renderer:
             [_DIST] * n,
             _sec(np.where(has_origin, fbl_a, np.nan)),
             _sec(np.where(has_origin, np.maximum(req.taken - 0.001, fbl_a), np.nan)),
-            _take(act["asn"], actor),
+            _take(act["asn_nl"], actor),
         )
         join = "\t".join
-        return [(join(row) + "\n").encode() for row in zip(*cols, strict=True)]
+        return [join(row).encode() for row in zip(*cols, strict=True)]
 
 
 _RTYPE = tuple(r[0] for r in RESULTS)
