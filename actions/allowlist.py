@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 
 from actions.config import AllowlistConfig
 
 
-@lru_cache(maxsize=65_536)
 def parse_network(key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     """An IP key (``1.2.3.4``, ``2001:db8::/64``) as a network; ``None`` if the key is not an IP."""
     try:
@@ -34,15 +32,24 @@ class Allowlist:
         self.v4 = [n for n in cfg.networks() if n.version == 4]
         self.v6 = [n for n in cfg.networks() if n.version == 6]
         self.keys = {kt: frozenset(keys) for kt, keys in cfg.keys.items()}
+        self._networks: dict[str, str | None] = {}  # key -> network verdict, bounded
 
     def match(self, key_type: str, key: str) -> str | None:
         exact = self.keys.get(key_type)
         if exact is not None and key in exact:
             return "allowlisted_key"
-        if self.v4 or self.v6:
-            net = parse_network(key)
-            if net is not None:
-                nets = self.v4 if net.version == 4 else self.v6
-                if any(net.overlaps(a) for a in nets):
-                    return "allowlisted_cidr"
-        return None
+        if not (self.v4 or self.v6):
+            return None
+        cache = self._networks
+        if key in cache:
+            return cache[key]
+        verdict = None
+        net = parse_network(key)
+        if net is not None:
+            nets = self.v4 if net.version == 4 else self.v6
+            if any(net.overlaps(a) for a in nets):
+                verdict = "allowlisted_cidr"
+        if len(cache) >= 100_000:
+            cache.clear()
+        cache[key] = verdict
+        return verdict

@@ -32,9 +32,14 @@ def main() -> None:
         if n >= args.lines:
             break
     wall, cpu = time.perf_counter() - t1, time.process_time() - c1
-    print(f"users {gen.users:,}  actors {len(gen.actors):,}  setup {setup_wall:.2f} s wall / {setup_cpu:.2f} s cpu")
+    print(
+        f"users {gen.users:,}  actors {len(gen.actors):,}  "
+        f"setup {setup_wall:.2f} s wall / {setup_cpu:.2f} s cpu"
+    )
     print(f"lines {n:,}  mean line {nbytes / n:.0f} bytes  event time {n / (args.rate + 100):.0f} s approx")
-    print(f"wall {wall:.2f} s -> {n / wall:,.0f} lines/s;  cpu {cpu:.2f} s -> {n / cpu:,.0f} lines/s per core")
+    print(
+        f"wall {wall:.2f} s -> {n / wall:,.0f} lines/s;  cpu {cpu:.2f} s -> {n / cpu:,.0f} lines/s per core"
+    )
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (2 cores)")
 
 

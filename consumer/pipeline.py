@@ -18,6 +18,7 @@ from consumer.config import Config
 from consumer.keys import KeyExtractor
 from consumer.quarantine import Quarantine
 from consumer.realtime import ParseResult, RealtimeParser
+from consumer.standard import StandardParser
 from detectors.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,20 @@ class Pipeline:
         )
         self.wanted = frozenset(wanted)
         self.counters = PipelineCounters()
+
+    def parser_for(self, fields: Sequence[str]) -> RealtimeParser:
+        """A parser for real-time lines written with another field list (e.g. a file's ``#Fields``)."""
+        missing = sorted(self.wanted - set(fields))
+        if missing:
+            raise ValueError(f"the input lacks field(s) the keys and detectors need: {', '.join(missing)}")
+        inp = self.cfg.input
+        decode = [f for f in inp.decode if f in fields]
+        return RealtimeParser(fields, self.wanted, decode=decode, max_line_bytes=inp.max_line_bytes)
+
+    def standard_parser(self) -> StandardParser:
+        """A parser for standard (S3, W3C) access logs that yields the same columns."""
+        inp = self.cfg.input
+        return StandardParser(self.wanted, decode=inp.decode, max_line_bytes=inp.max_line_bytes)
 
     @classmethod
     def from_config(

@@ -23,7 +23,7 @@ Fields nobody asked for are neither converted nor validated beyond being counted
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
@@ -109,6 +109,9 @@ class LineParser:
         self.n_fields = n_fields
         self.columns = tuple(columns)
         self.max_line_bytes = max_line_bytes
+        self._scratch = np.empty(1 << 16, dtype=bool)
+        # Per column, converted values of repetitive fields, kept across chunks (bounded).
+        self._tables: dict[str, dict[bytes, object]] = {c.name: {} for c in self.columns}
         for c in self.columns:
             if not 0 <= c.index < n_fields:
                 raise ValueError(f"column {c.name} at index {c.index} outside a {n_fields}-field layout")
@@ -128,20 +131,19 @@ class LineParser:
         if len(parts) != self.n_fields:
             return "field_count", None
         values: list[object] = []
-        worst: str | None = None
-        for c in self.columns:
+        for c in self.columns:  # the first defect in field order names the reason
             raw = parts[c.index]
             if c.numeric:
                 if raw == _DASH:
                     if c.required_time:
-                        worst = worst or "bad_timestamp"
+                        return "bad_timestamp", None
                     values.append(math.nan)
                     continue
                 num = _number(raw, c.kind)
-                if num is None or (c.required_time and not _timestamp_ok(num)):
-                    worst = worst or ("bad_timestamp" if c.required_time else "bad_number")
-                    values.append(math.nan)
-                    continue
+                if c.required_time and (num is None or not _timestamp_ok(num)):
+                    return "bad_timestamp", None
+                if num is None:
+                    return "bad_number", None
                 values.append(num)
             else:
                 try:
@@ -152,8 +154,6 @@ class LineParser:
                     values.append(None)
                 else:
                     values.append(_decode_value(text) if c.decode else text)
-        if worst is not None:
-            return worst, None
         return None, tuple(values)
 
     # ----------------------------------------------------------------- whole batches
@@ -169,7 +169,10 @@ class LineParser:
             cols, positions, bad = self._chunk(chunk)
             for name, col in cols.items():
                 out[name].append(col)
-            kept.extend(p + start for p in positions)
+            if len(positions) == len(chunk):  # all kept, in order
+                kept.extend(range(start, start + len(chunk)))
+            else:
+                kept.extend(p + start for p in positions)
             malformed.extend(bad)
         result: dict[str, np.ndarray | list[str | None]] = {}
         for c in self.columns:
@@ -281,17 +284,24 @@ class LineParser:
         n = len(lines)
         if n == 0:
             return self._empty_columns(), set()
-        if max(map(len, lines)) > self.max_line_bytes:
+        lens = np.fromiter(map(len, lines), np.int64, n)
+        if lens.max() > self.max_line_bytes or lens.min() == 0:
             return None
-        ends = sum(map(bytes.endswith, lines, repeat(_NL)))
-        if ends == n:
-            buf = b"".join(lines)
-        elif ends == 0:
+        buf = b"".join(lines)
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1] == 10))
+        if ends == 0:  # lines handed over without their newline
             buf = _NL.join(lines) + _NL
-        else:
+            arr = np.frombuffer(buf, dtype=np.uint8)
+        elif ends != n:
             return None
-        # Exactly one newline per line: each line's own terminator.
-        if np.count_nonzero(np.frombuffer(buf, dtype=np.uint8) == 10) != n:
+        # Exactly one newline per line: each line's own terminator. (A reused scratch buffer for the
+        # comparison: a fresh 1 MB array per chunk costs more in page faults than the compare.)
+        if self._scratch.shape[0] < arr.shape[0]:
+            self._scratch = np.empty(max(arr.shape[0], 2 * self._scratch.shape[0]), dtype=bool)
+        eq = self._scratch[: arr.shape[0]]
+        np.equal(arr, 10, out=eq)
+        if np.count_nonzero(eq) != n:
             return None
         nf = self.n_fields
         step = nf - 1
@@ -317,49 +327,89 @@ class LineParser:
                 raw = firsts
             elif c.index == nf - 1:
                 raw = lasts
-                if any(x.endswith(b"\r") for x in raw):
+                if ends and any(x.endswith(b"\r") for x in raw):  # "\r\n" endings (not a bare "\r")
                     raw = [x[:-1] if x.endswith(b"\r") else x for x in raw]
             else:
                 raw = flat[c.index :: step]
             if c.numeric:
-                cols[c.name] = _numbers(raw, c, bad)
+                cols[c.name] = _numbers(raw, c, bad, self._tables[c.name])
             else:
-                cols[c.name] = _texts(raw, c, bad)
+                cols[c.name] = _texts(raw, c, bad, self._tables[c.name])
         return cols, bad
 
 
-def _numbers(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
+_SAMPLE = 64
+
+
+def _repetitive(raw: list[bytes], table: dict[bytes, object]) -> bool:
+    """Few distinct values (status, method, result type, UA...): convert each distinct value once."""
+    if table:
+        return True
+    sample = raw[:_SAMPLE]
+    return len(set(sample)) * 2 <= len(sample)
+
+
+_TABLE_LIMIT = 4096
+
+
+def _through_table(
+    raw: list[bytes],
+    table: dict[bytes, object],
+    convert: Callable[[bytes], tuple[bool, object]],
+    bad: set[int],
+) -> list[object] | None:
+    """``raw`` mapped through a conversion table, converting unseen values once; ``None`` when the
+    column turns out not to be repetitive (the table is then dropped)."""
+    try:
+        return list(map(table.__getitem__, raw))
+    except KeyError:
+        pass
+    new = set(raw).difference(table)
+    if len(new) * 2 > len(raw) and len(raw) >= _SAMPLE:
+        table.clear()
+        return None
+    if len(table) + len(new) > _TABLE_LIMIT:
+        table.clear()
+        new = set(raw)
+    invalid: dict[bytes, object] = {}
+    for x in new:
+        ok, v = convert(x)
+        if ok:
+            table[x] = v
+        else:
+            invalid[x] = v
+    if not invalid:
+        return list(map(table.__getitem__, raw))
+    out: list[object] = []
+    for i, x in enumerate(raw):
+        if x in invalid:
+            bad.add(i)
+            out.append(invalid[x])
+        else:
+            out.append(table[x])
+    return out
+
+
+def _numbers(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> np.ndarray:
     """float64 column (NaN for ``-``); rows that fail validation are added to ``bad``."""
     n = len(raw)
-    allowed = (_DIGITS + _DASH) if c.kind is Kind.INT else (_DIGITS + b".-")
-    dashes = raw.count(_DASH)
-    if dashes == n:
-        if c.required_time:
-            bad.update(range(n))
-        return np.full(n, np.nan)
-    joined = _TAB.join(raw)
     arr: np.ndarray | None = None
-    # Only digits (and '.' for FLOAT), and no '-' but the bare missing marker: then float() is exact.
-    if not joined.translate(None, allowed + _TAB) and joined.count(_DASH) == dashes:
-        try:
-            if dashes:
-                arr = np.fromiter(map(float, [b"nan" if x == _DASH else x for x in raw]), np.float64, n)
-            else:
-                arr = np.fromiter(map(float, raw), np.float64, n)
-        except ValueError:  # '', '.', '1.2.3'
-            arr = None
-    if arr is None:
-        arr = np.empty(n, dtype=np.float64)
-        for i, x in enumerate(raw):
+    if raw.count(_DASH) == n:  # e.g. sc-range-start: almost always missing
+        arr = np.full(n, np.nan)
+    elif _repetitive(raw, table):
+        kind = c.kind
+
+        def convert(x: bytes) -> tuple[bool, object]:
             if x == _DASH:
-                arr[i] = np.nan
-                continue
-            v = _number(x, c.kind)
-            if v is None:
-                bad.add(i)
-                arr[i] = np.nan
-            else:
-                arr[i] = v
+                return True, math.nan
+            v = _number(x, kind)
+            return (False, math.nan) if v is None else (True, v)
+
+        values = _through_table(raw, table, convert, bad)
+        if values is not None:
+            arr = np.fromiter(values, np.float64, n)
+    if arr is None:
+        arr = _numbers_distinct(raw, c, bad)
     if c.required_time:
         with np.errstate(invalid="ignore"):
             ok = (arr >= MIN_TIMESTAMP) & (arr < MAX_TIMESTAMP)
@@ -368,7 +418,51 @@ def _numbers(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
     return arr
 
 
-def _texts(raw: list[bytes], c: Column, bad: set[int]) -> list[str | None]:
+def _numbers_distinct(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
+    n = len(raw)
+    dashes = raw.count(_DASH)
+    if dashes == n:
+        return np.full(n, np.nan)
+    allowed = (_DIGITS + _DASH) if c.kind is Kind.INT else (_DIGITS + b".-")
+    joined = _TAB.join(raw)
+    # Only digits (and '.' for FLOAT), and no '-' but the bare missing marker: then float() is exact.
+    if not joined.translate(None, allowed + _TAB) and joined.count(_DASH) == dashes:
+        try:
+            if dashes:
+                return np.fromiter(map(float, [b"nan" if x == _DASH else x for x in raw]), np.float64, n)
+            return np.fromiter(map(float, raw), np.float64, n)
+        except ValueError:  # '', '.', '1.2.3'
+            pass
+    arr = np.empty(n, dtype=np.float64)
+    for i, x in enumerate(raw):
+        if x == _DASH:
+            arr[i] = np.nan
+            continue
+        v = _number(x, c.kind)
+        if v is None:
+            bad.add(i)
+            arr[i] = np.nan
+        else:
+            arr[i] = v
+    return arr
+
+
+def _texts(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> list[str | None]:
+    if _repetitive(raw, table):
+        url = c.decode
+
+        def convert(x: bytes) -> tuple[bool, object]:
+            try:
+                v = x.decode()
+            except UnicodeDecodeError:
+                return False, None
+            if v == "-":
+                return True, None
+            return True, (_decode_value(v) if url else v)
+
+        values = _through_table(raw, table, convert, bad)
+        if values is not None:
+            return values  # type: ignore[return-value]
     try:
         out: list[str | None] = list(map(bytes.decode, raw))
     except UnicodeDecodeError:

@@ -1,8 +1,9 @@
 """Detector configuration: one validated spec per detector kind (a discriminated union on ``type``).
 
-Adding a kind: a spec class here (added to ``DetectorSpec``) and a detector class registered in
-``detectors.registry``. Every spec has ``type``, ``name``, ``key`` (a key type from the config's
-``keys``) and ``mode``; bad values are refused at load time with a message naming them.
+The online-ML spec (``type: ml``) lives in ``detectors.ml_spec``. Adding a kind: a spec class (added
+to ``DetectorSpec``) and a detector class registered in ``detectors.registry``. Every spec has
+``type``, ``name``, ``key`` (a key type from the config's ``keys``) and ``mode``; bad values are
+refused at load time with a message naming them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from detectors.metrics import check_metric
+from detectors.ml_spec import MLSpec
 from detectors.spec_base import Strict
 from detectors.windows import window_seconds
 
@@ -132,4 +134,4 @@ class BaselineSpec(_WindowedSpec):
         return check_metric(v)
 
 
-DetectorSpec = Annotated[RuleSpec | RatioSpec | BaselineSpec, Field(discriminator="type")]
+DetectorSpec = Annotated[RuleSpec | RatioSpec | BaselineSpec | MLSpec, Field(discriminator="type")]

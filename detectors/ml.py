@@ -13,8 +13,11 @@ Per vector (the engine calls ``evaluate`` when a key's window closes, event time
 4. Below: learned by the scaler, the model and the running moments behind the evidence.
 
 Warm-up: the first ``spec.warmup`` learned vectors can never produce a finding, whatever their
-score. Once the threshold has enough scores, vectors above it are already kept out of the model
-during warm-up (nothing is emitted for them): an abuser present at start-up is not learned either.
+score. Once the threshold has enough scores (model ready + ``1 / (1 - quantile)`` scores, ~1,250
+vectors by default), vectors above it are kept out of the model during warm-up too (nothing is
+emitted for them). Before that, everything is learned: abusers making up a sizeable share of the
+very first vectors are learned as normal until the model forgets them (HalfSpaceTrees keeps two
+windows of mass; the scaler's range decays towards its running 99.9 % quantile).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ _SNAPSHOT_VERSION = 1
 
 def _state_fingerprint(spec: MLSpec) -> dict[str, Any]:
     """The config fields the learned state depends on; others (mode, quantile...) may change."""
-    return {"features": list(spec.features), "model": spec.model.model_dump(), "seed": spec.model_seed}
+    return {"features": list(spec.model_features), "model": spec.model.model_dump(), "seed": spec.model_seed}
 
 
 class MLDetector:
@@ -48,13 +51,13 @@ class MLDetector:
         self.spec = spec
         self.name = spec.name
         self.window_s = spec.window_s
-        self._features = spec.features
-        self._metrics = sorted(spec.metrics)
-        self._parts = [(f.split("/")[0], f.split("/")[1] if "/" in f else None) for f in spec.features]
+        self._features = spec.model_features
+        self._metrics = spec.features
+        self._parts = [(f.split("/")[0], f.split("/")[1] if "/" in f else None) for f in self._features]
         self._ready_after = ready_after(spec)
         self._model = build_model(spec)
-        self._scaler = LogRangeScaler(spec.features)
-        self._moments = RunningMoments(len(spec.features))
+        self._scaler = LogRangeScaler(self._features)
+        self._moments = RunningMoments(len(self._features))
         self._threshold = self._new_threshold()
         self._counters: dict[str, int] = dict.fromkeys(
             ("scored", "learned", "flagged", "emitted", "warmup_suppressed", "invalid_values",
@@ -187,6 +190,10 @@ class MLDetector:
 
     # -- state ----------------------------------------------------------------------------------
 
+    def clone(self) -> MLDetector:
+        """A fresh, untrained detector with the same configuration (river's ``clone`` semantics)."""
+        return MLDetector(self.spec)
+
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = {f"ml.{self.name}.{k}": v for k, v in self._counters.items()}
         out[f"ml.{self.name}.threshold"] = self._threshold.value() if self._threshold.ready else 0.0
@@ -208,7 +215,7 @@ class MLDetector:
         self.__init__(MLSpec.model_validate(state["spec"]))  # type: ignore[misc]
         self._load(state)
 
-    def _load(self, state: dict[str, Any]) -> None:
+    def _check(self, state: dict[str, Any]) -> None:
         if state.get("version") != _SNAPSHOT_VERSION:
             raise ValueError(f"ML detector {self.name!r}: snapshot version {state.get('version')!r}, "
                              f"expected {_SNAPSHOT_VERSION}")
@@ -217,6 +224,9 @@ class MLDetector:
             changed = sorted(k for k in mine if state["fingerprint"].get(k) != mine[k])
             raise ValueError(f"ML detector {self.name!r}: snapshot was taken with different {changed}; "
                              "its learned state does not apply to this config")
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self._check(state)
         self._model = state["model"]
         self._scaler = state["scaler"]
         self._moments = state["moments"]
@@ -235,5 +245,6 @@ class MLDetector:
     def restore(self, obj: bytes) -> None:
         """Load a ``snapshot()``; the current spec must match the learned state (features, model)."""
         state = pickle.loads(obj)
+        self._check(state)  # before touching anything: a refused snapshot leaves this detector as it was
         self.__init__(self.spec)  # type: ignore[misc]
         self._load(state)

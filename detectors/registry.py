@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 from detectors.base import WindowDetector
 from detectors.baseline import BaselineDetector
 from detectors.config import BaselineSpec, RatioSpec, RuleSpec
+from detectors.ml import MLDetector
+from detectors.ml_spec import MLSpec
 from detectors.rules import RatioDetector, RuleDetector
+from detectors.windowclose import WindowCloseAdapter
 
 KINDS: dict[type, Callable[[Any], WindowDetector]] = {
     RuleSpec: RuleDetector,
     RatioSpec: RatioDetector,
     BaselineSpec: BaselineDetector,
+    MLSpec: lambda spec: _ml(spec),
 }
+
+
+def _ml(spec: MLSpec) -> WindowDetector:
+    """The online-ML detector scores each key's closed windows: the adapter feeds it their figures."""
+    metrics = (*spec.features, *spec.ratios)  # the adapter passes a ratio's two metrics
+    return WindowCloseAdapter(spec, MLDetector(spec), metrics, spec.window_s, spec.min_requests)
 
 
 def register(spec_cls: type, factory: Callable[[Any], WindowDetector]) -> None:
@@ -27,23 +36,3 @@ def build(spec: Any) -> WindowDetector:
     if factory is None:
         raise ValueError(f"no detector registered for spec type {type(spec).__name__} (type={spec.type!r})")
     return factory(spec)
-
-
-def _register_ml() -> None:
-    """The online-ML kind lives in detectors/ml.py (its own work item); wired here when present."""
-    if (
-        importlib.util.find_spec("detectors.ml") is None
-        or importlib.util.find_spec("detectors.ml_spec") is None
-    ):
-        return
-    from detectors.ml import MLDetector  # type: ignore[import-not-found]
-    from detectors.ml_spec import MLSpec  # type: ignore[import-not-found]
-    from detectors.windowclose import WindowCloseAdapter
-
-    def factory(spec: Any) -> WindowDetector:
-        return WindowCloseAdapter(spec, MLDetector(spec), spec.features, spec.window_s, spec.min_requests)
-
-    register(MLSpec, factory)
-
-
-_register_ml()

@@ -31,11 +31,13 @@ class WindowCloseAdapter(WindowDetector):
     def __init__(
         self, spec: Any, evaluator: PerKeyEvaluator, features: Sequence[str], window_s: int, min_requests: int
     ) -> None:
-        for f in features:
-            check_metric(f)
+        # A feature is a metric or a ratio ``a/b`` of two (the evaluator divides): pass the parts.
+        base = sorted({part for f in features for part in f.split("/")})
+        for m in base:
+            check_metric(m)
         self.spec = spec
         self.evaluator = evaluator
-        self.features = tuple(features)
+        self.features = tuple(base)
         self.window_s = window_s
         self.min_requests = min_requests
         self.evaluated = 0

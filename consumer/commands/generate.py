@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write synthetic CloudFront real-time log lines (users, abuse scenarios, hard negatives)",
         description=f"Scenarios: {names}. Syntax: name[:param=value...] comma-separated, 'all' or 'none'.",
     )
-    p.add_argument("--out", "-o", required=True, metavar="FILE",
-                   help="output file ('.gz' = gzip; '-' = stdout)")
+    p.add_argument(
+        "--out", "-o", required=True, metavar="FILE", help="output file ('.gz' = gzip; '-' = stdout)"
+    )
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--records", type=int, metavar="N", help="stop after N lines")
     size.add_argument("--duration", type=float, metavar="S", help="seconds of event time")
@@ -67,8 +68,9 @@ def _generate(args: argparse.Namespace) -> int:
         raise CommandError("--duration must be > 0", EXIT_USAGE)
     start = time.time() if args.live else _start(args.start)
     try:
-        gen = Generator(args.seed, start, args.rate, users=args.users, scenarios=args.scenarios,
-                        negatives=args.negatives)
+        gen = Generator(
+            args.seed, start, args.rate, users=args.users, scenarios=args.scenarios, negatives=args.negatives
+        )
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     batches = gen.live(duration_s=args.duration) if args.live else gen.batches(args.duration)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,8 +21,8 @@ from consumer.pacing import Pacer, line_time
 from consumer.pipeline import Pipeline
 from consumer.progress import Progress
 from consumer.quarantine import Quarantine
-from consumer.sources import open_input
-from consumer.standard import StandardParser
+from consumer.realtime import ParseResult
+from consumer.sources import InputSource, open_input
 from consumer.to_stream import republish
 
 
@@ -84,15 +85,15 @@ def _replay(args: argparse.Namespace) -> int:
         for path in args.paths:
             source = open_input(path, quarantine=quarantine)
             kinds[path] = source.kind
-            standard = StandardParser() if source.kind == "standard" else None
+            parse = _parse_function(pipeline, source)
             for lines in source.batches(cfg.input.batch_size):
                 if pacer is not None:
                     pacer.wait_until(line_time(lines[0]))
-                if standard is not None:
-                    n_records = sum(1 for line in lines if not line.startswith(b"#"))
-                    decisions = pipeline.process_parsed(standard.parse(lines), n_records, path)
-                else:
+                if parse is None:
                     decisions = pipeline.process(lines, path)
+                else:
+                    n_records = sum(1 for line in lines if not line.startswith(b"#"))
+                    decisions = pipeline.process_parsed(parse(lines), n_records, path)
                 if out is not None:
                     for d in decisions:
                         out.write(json.dumps(d.to_record(), sort_keys=True) + "\n")
@@ -111,6 +112,21 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(summary, sys.stdout)
     return EXIT_OK
+
+
+def _parse_function(pipeline: Pipeline, source: InputSource) -> Callable[[list[bytes]], ParseResult] | None:
+    """None: the pipeline's own parser (the configured real-time fields) fits this input."""
+    if source.kind == "standard":
+        return pipeline.standard_parser().parse
+    fields = source.header_fields
+    if source.kind == "realtime" and fields and tuple(fields) != pipeline.cfg.input.fields:
+        try:
+            return pipeline.parser_for(fields).parse
+        except ValueError as exc:
+            raise CommandError(
+                f"{source.path}: its #Fields header does not fit the config: {exc}", 2
+            ) from None
+    return None
 
 
 def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> dict[str, Any]:

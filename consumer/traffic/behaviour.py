@@ -52,9 +52,21 @@ def finish(
     if content_len is None:
         content_len = np.where(body > 64 * 1024, body, -1)
     return Requests.build(
-        start + taken, actor, ip, kind, uri, query if query is not None else [None] * n,
-        status=status, sc_bytes=sc, content_len=content_len, range_start=range_start,
-        range_end=range_end, result=result, ttfb=ttfb, taken=taken, body=req_body,
+        start + taken,
+        actor,
+        ip,
+        kind,
+        uri,
+        query if query is not None else [None] * n,
+        status=status,
+        sc_bytes=sc,
+        content_len=content_len,
+        range_start=range_start,
+        range_end=range_end,
+        result=result,
+        ttfb=ttfb,
+        taken=taken,
+        body=req_body,
     )
 
 
@@ -63,9 +75,7 @@ def _cache(rng: np.random.Generator, n: int, hit_p: float) -> np.ndarray:
     return np.where(u < hit_p, R.HIT, np.where(u < hit_p + 0.02, R.REFRESH_HIT, R.MISS)).astype(np.int64)
 
 
-def _errors(
-    rng: np.random.Generator, result: np.ndarray, table: tuple[tuple[int, float], ...]
-) -> np.ndarray:
+def _errors(rng: np.random.Generator, result: np.ndarray, table: tuple[tuple[int, float], ...]) -> np.ndarray:
     """Status codes: 200 unless one of ``table``'s (status, probability) draws; sets ``result``."""
     n = len(result)
     status = np.full(n, 200, np.int64)
@@ -79,13 +89,26 @@ def _errors(
     return status
 
 
-_API_ERRORS = ((404, 0.012), (401, 0.004), (403, 0.002), (429, 0.001), (500, 0.001), (502, 0.0005),
-               (503, 0.0005))
+_API_ERRORS = (
+    (404, 0.012),
+    (401, 0.004),
+    (403, 0.002),
+    (429, 0.001),
+    (500, 0.001),
+    (502, 0.0005),
+    (503, 0.0005),
+)
 _PAGE_ERRORS = ((404, 0.006), (302, 0.004), (500, 0.0005))
 
 
-def _expand(start: np.ndarray, actor: np.ndarray, ip: list[str], counts: np.ndarray, spread: float,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _expand(
+    start: np.ndarray,
+    actor: np.ndarray,
+    ip: list[str],
+    counts: np.ndarray,
+    spread: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     idx = np.repeat(np.arange(len(start)), counts)
     t = start[idx] + rng.uniform(0.05, spread, len(idx))
     return t, actor[idx], [ip[i] for i in idx.tolist()]
@@ -101,14 +124,28 @@ def browse(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: l
     share = rng.random(n) < 0.45
     fid = C.popular_files(rng, n)
     page_idx = rng.integers(0, len(C.PAGES), n)
-    uri = [C.share_page(f) if s else C.PAGES[p]
-           for s, f, p in zip(share.tolist(), fid.tolist(), page_idx.tolist(), strict=True)]
+    uri = [
+        C.share_page(f) if s else C.PAGES[p]
+        for s, f, p in zip(share.tolist(), fid.tolist(), page_idx.tolist(), strict=True)
+    ]
     res = np.where(rng.random(n) < 0.15, R.HIT, R.MISS).astype(np.int64)
     status = _errors(rng, res, _PAGE_ERRORS)
     body = rng.lognormal(np.log(18_000), 0.5, n).astype(np.int64)
     body = np.where(status == 302, 0, body)
-    parts.append(finish(rng, start, actor, ip, np.full(n, K.PAGE), uri, status=status, body=body,
-                        result=res, origin_ms=140))
+    parts.append(
+        finish(
+            rng,
+            start,
+            actor,
+            ip,
+            np.full(n, K.PAGE),
+            uri,
+            status=status,
+            body=body,
+            result=res,
+            origin_ms=140,
+        )
+    )
     # Static assets: all of them on a cold cache, else a revalidation or two (304).
     cold = rng.random(n) < 0.25
     counts = np.where(cold, len(C.STATIC_JS) + len(C.STATIC_CSS) + 1, rng.binomial(2, 0.3, n))
@@ -121,40 +158,75 @@ def browse(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: l
         revalidate = np.repeat(~cold, counts)
         res = _cache(rng, m, 0.93)
         size = rng.lognormal(np.log(60_000), 0.9, m).astype(np.int64)
-        parts.append(finish(rng, t, a, i, kind, [assets[p] for p in pick.tolist()],
-                            status=np.where(revalidate, 304, 200), body=np.where(revalidate, 0, size),
-                            result=res, origin_ms=25))
+        parts.append(
+            finish(
+                rng,
+                t,
+                a,
+                i,
+                kind,
+                [assets[p] for p in pick.tolist()],
+                status=np.where(revalidate, 304, 200),
+                body=np.where(revalidate, 0, size),
+                result=res,
+                origin_ms=25,
+            )
+        )
     # Thumbnails of the files listed, and the API calls the page makes.
     parts.append(thumbs(rng, *_expand(start, actor, ip, rng.poisson(3.0, n), 1.5, rng)))
     parts.append(api_reads(rng, *_expand(start, actor, ip, rng.poisson(1.0, n), 1.0, rng)))
     return Requests.concat(parts)
 
 
-def thumbs(rng: np.random.Generator, t: np.ndarray, actor: np.ndarray, ip: list[str],
-           hit_p: float = 0.85) -> Requests:
+def thumbs(
+    rng: np.random.Generator, t: np.ndarray, actor: np.ndarray, ip: list[str], hit_p: float = 0.85
+) -> Requests:
     m = len(t)
     fid = C.popular_files(rng, m)
     res = _cache(rng, m, hit_p)
     status = _errors(rng, res, ((404, 0.003),))
     body = np.where(status == 200, rng.lognormal(np.log(24_000), 0.6, m).astype(np.int64), 180)
-    return finish(rng, t, actor, ip, np.full(m, K.THUMB), [C.thumb_path(f) for f in fid.tolist()],
-                  status=status, body=body, result=res, origin_ms=45)
+    return finish(
+        rng,
+        t,
+        actor,
+        ip,
+        np.full(m, K.THUMB),
+        [C.thumb_path(f) for f in fid.tolist()],
+        status=status,
+        body=body,
+        result=res,
+        origin_ms=45,
+    )
 
 
 def api_reads(rng: np.random.Generator, t: np.ndarray, actor: np.ndarray, ip: list[str]) -> Requests:
     m = len(t)
     pick = rng.integers(0, len(C.API_READ) + 1, m)
     fid = C.popular_files(rng, m)
-    uri = [f"/api/v1/files/{C.share_token(f)}" if p == len(C.API_READ) else C.API_READ[p]
-           for p, f in zip(pick.tolist(), fid.tolist(), strict=True)]
+    uri = [
+        f"/api/v1/files/{C.share_token(f)}" if p == len(C.API_READ) else C.API_READ[p]
+        for p, f in zip(pick.tolist(), fid.tolist(), strict=True)
+    ]
     paged = (pick == 1) & (rng.random(m) < 0.5)
     pages = rng.integers(2, 9, m).tolist()
     query = [f"page={pg}&per_page=50" if pg_ else None for pg_, pg in zip(paged.tolist(), pages, strict=True)]
     res = np.full(m, R.MISS, np.int64)
     status = _errors(rng, res, _API_ERRORS)
     body = np.where(status == 200, rng.lognormal(np.log(2_500), 0.9, m).astype(np.int64), 90)
-    return finish(rng, t, actor, ip, np.full(m, K.API_READ), uri, query, status=status, body=body,
-                  result=res, origin_ms=55)
+    return finish(
+        rng,
+        t,
+        actor,
+        ip,
+        np.full(m, K.API_READ),
+        uri,
+        query,
+        status=status,
+        body=body,
+        result=res,
+        origin_ms=55,
+    )
 
 
 def app_sync(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: list[str]) -> Requests:
@@ -162,10 +234,12 @@ def app_sync(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip:
     n = len(start)
     if n == 0:
         return Requests.empty()
-    return Requests.concat([
-        api_reads(rng, *_expand(start, actor, ip, 1 + rng.poisson(1.2, n), 0.6, rng)),
-        thumbs(rng, *_expand(start, actor, ip, rng.poisson(3.5, n), 2.0, rng)),
-    ])
+    return Requests.concat(
+        [
+            api_reads(rng, *_expand(start, actor, ip, 1 + rng.poisson(1.2, n), 0.6, rng)),
+            thumbs(rng, *_expand(start, actor, ip, rng.poisson(3.5, n), 2.0, rng)),
+        ]
+    )
 
 
 def downloads(
@@ -222,13 +296,34 @@ def downloads(
     body = np.where(abort, (body * rng.random(m)).astype(np.int64), body)
     res = np.where(abort, R.CLIENT_ABORT, res).astype(np.int64)
     uri = [C.download_path(f) for f in fid.tolist()]
-    return finish(rng, t, actor[idx], [ip[i] for i in idx.tolist()], kind[idx], uri, status=status,
-                  body=body, result=res, origin_ms=80, bw=per_conn, content_len=clen,
-                  range_start=np.where(status >= 400, -1, rs), range_end=np.where(status >= 400, -1, re_))
+    return finish(
+        rng,
+        t,
+        actor[idx],
+        [ip[i] for i in idx.tolist()],
+        kind[idx],
+        uri,
+        status=status,
+        body=body,
+        result=res,
+        origin_ms=80,
+        bw=per_conn,
+        content_len=clen,
+        range_start=np.where(status >= 400, -1, rs),
+        range_end=np.where(status >= 400, -1, re_),
+    )
 
 
-def login(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: list[str],
-          fails: np.ndarray, browser: np.ndarray, *, gap: float = 6.0) -> Requests:
+def login(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    actor: np.ndarray,
+    ip: list[str],
+    fails: np.ndarray,
+    browser: np.ndarray,
+    *,
+    gap: float = 6.0,
+) -> Requests:
     """A login: the form (browsers), ``fails`` wrong passwords (401) a few seconds apart, then success."""
     n = len(start)
     if n == 0:
@@ -236,10 +331,20 @@ def login(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: li
     parts = []
     b = np.flatnonzero(browser)
     if len(b):
-        parts.append(finish(rng, start[b], actor[b], [ip[i] for i in b.tolist()], np.full(len(b), K.PAGE),
-                            ["/login"] * len(b), status=200,
-                            body=rng.lognormal(np.log(9_000), 0.2, len(b)).astype(np.int64),
-                            result=np.full(len(b), R.MISS), origin_ms=90))
+        parts.append(
+            finish(
+                rng,
+                start[b],
+                actor[b],
+                [ip[i] for i in b.tolist()],
+                np.full(len(b), K.PAGE),
+                ["/login"] * len(b),
+                status=200,
+                body=rng.lognormal(np.log(9_000), 0.2, len(b)).astype(np.int64),
+                result=np.full(len(b), R.MISS),
+                origin_ms=90,
+            )
+        )
     tries = fails + 1
     idx = np.repeat(np.arange(n), tries)
     k = np.arange(len(idx)) - (np.cumsum(tries) - tries)[idx]
@@ -251,12 +356,30 @@ def login(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: li
     return Requests.concat(parts)
 
 
-def auth(rng: np.random.Generator, t: np.ndarray, actor: np.ndarray, ip: list[str], status: np.ndarray,
-         result: np.ndarray, path: str = "/api/auth/login") -> Requests:
+def auth(
+    rng: np.random.Generator,
+    t: np.ndarray,
+    actor: np.ndarray,
+    ip: list[str],
+    status: np.ndarray,
+    result: np.ndarray,
+    path: str = "/api/auth/login",
+) -> Requests:
     m = len(t)
     body = np.where(status == 200, rng.integers(380, 460, m), rng.integers(60, 90, m))
-    return finish(rng, t, actor, ip, np.full(m, K.AUTH), [path] * m, status=status, body=body,
-                  result=result, origin_ms=180, req_body=rng.integers(60, 140, m))
+    return finish(
+        rng,
+        t,
+        actor,
+        ip,
+        np.full(m, K.AUTH),
+        [path] * m,
+        status=status,
+        body=body,
+        result=result,
+        origin_ms=180,
+        req_body=rng.integers(60, 140, m),
+    )
 
 
 def uploads(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: list[str]) -> Requests:
@@ -276,8 +399,20 @@ def uploads(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: 
     query = [f"partNumber={p + 1}" for p in k.tolist()]
     res = np.full(m, R.MISS, np.int64)
     status = _errors(rng, res, ((500, 0.002), (503, 0.002)))
-    return finish(rng, t, actor[idx], [ip[i] for i in idx.tolist()], np.full(m, K.UPLOAD), uri, query,
-                  status=status, body=np.full(m, 120), result=res, origin_ms=120, req_body=part_bytes)
+    return finish(
+        rng,
+        t,
+        actor[idx],
+        [ip[i] for i in idx.tolist()],
+        np.full(m, K.UPLOAD),
+        uri,
+        query,
+        status=status,
+        body=np.full(m, 120),
+        result=res,
+        origin_ms=120,
+        req_body=part_bytes,
+    )
 
 
 def misc(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: list[str]) -> Requests:
@@ -289,5 +424,14 @@ def misc(rng: np.random.Generator, start: np.ndarray, actor: np.ndarray, ip: lis
     bad = rng.integers(0, 2**32, n).tolist()
     uri = [f"/s/{b:08x}" if ty else "/favicon.ico" for ty, b in zip(typo.tolist(), bad, strict=True)]
     res = np.where(typo, R.ERROR, R.HIT).astype(np.int64)
-    return finish(rng, start, actor, ip, np.where(typo, K.PAGE, K.FAVICON), uri,
-                  status=np.where(typo, 404, 200), body=np.where(typo, 1_800, 15_086), result=res)
+    return finish(
+        rng,
+        start,
+        actor,
+        ip,
+        np.where(typo, K.PAGE, K.FAVICON),
+        uri,
+        status=np.where(typo, 404, 200),
+        body=np.where(typo, 1_800, 15_086),
+        result=res,
+    )

@@ -11,19 +11,37 @@ import numpy as np
 from consumer.traffic.kinds import DOWNLOAD_EXT, DOWNLOADS, K
 
 N_FILES = 200_000
-_NAMES = ("holiday-photos", "project-assets", "backup-2024-05", "dataset-v3", "lecture-03", "invoice-8812",
-          "thesis-final", "mixtape", "ubuntu-24.04-desktop-amd64", "game-mod-pack", "raw-footage",
-          "scan-0042", "presentation", "build-artifacts", "family-video", "podcast-ep17")
+_NAMES = (
+    "holiday-photos",
+    "project-assets",
+    "backup-2024-05",
+    "dataset-v3",
+    "lecture-03",
+    "invoice-8812",
+    "thesis-final",
+    "mixtape",
+    "ubuntu-24.04-desktop-amd64",
+    "game-mod-pack",
+    "raw-footage",
+    "scan-0042",
+    "presentation",
+    "build-artifacts",
+    "family-video",
+    "podcast-ep17",
+)
 _TABLE = np.random.default_rng(20240501)
 #: Median 4 MiB, heavy tail (p99.9 ~0.6 GB), capped at 4 GiB.
-FILE_SIZE = np.minimum(
-    np.exp(np.log(4 * 2**20) + 1.6 * _TABLE.standard_normal(N_FILES)), 4 * 2**30
-).astype(np.int64) + 1024
+FILE_SIZE = (
+    np.minimum(np.exp(np.log(4 * 2**20) + 1.6 * _TABLE.standard_normal(N_FILES)), 4 * 2**30).astype(np.int64)
+    + 1024
+)
 FILE_KIND = _TABLE.choice(np.asarray(DOWNLOADS, dtype=np.int64), N_FILES, p=(0.45, 0.2, 0.2, 0.15))
 del _TABLE
 
-STATIC_JS = tuple(f"/static/js/{n}.{h}.js" for n, h in
-                  (("app", "3f9a1c"), ("vendor", "8d21e0"), ("viewer", "c07b44"), ("upload", "1e5d9f")))
+STATIC_JS = tuple(
+    f"/static/js/{n}.{h}.js"
+    for n, h in (("app", "3f9a1c"), ("vendor", "8d21e0"), ("viewer", "c07b44"), ("upload", "1e5d9f"))
+)
 STATIC_CSS = ("/static/css/app.5b2e71.css", "/static/css/viewer.9a0c13.css")
 FONTS = ("/static/fonts/inter-var.woff2", "/static/fonts/inter-italic.woff2")
 PAGES = ("/", "/files", "/shared", "/recent", "/account", "/pricing", "/help", "/settings")

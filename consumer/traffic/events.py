@@ -123,11 +123,21 @@ class Requests:
 
         ttfb_a = col(ttfb, _F8)
         return cls(
-            t=col(t, _F8), actor=col(actor, _I8), ip=list(ip), kind=col(kind, _I8), uri=list(uri),
-            query=list(query), status=col(status, _I8), sc_bytes=col(sc_bytes, _I8),
-            content_len=col(content_len, _I8), range_start=col(range_start, _I8),
-            range_end=col(range_end, _I8), result=col(result, _I8), ttfb=ttfb_a,
-            taken=ttfb_a.copy() if taken is None else col(taken, _F8), body=col(body, _I8),
+            t=col(t, _F8),
+            actor=col(actor, _I8),
+            ip=list(ip),
+            kind=col(kind, _I8),
+            uri=list(uri),
+            query=list(query),
+            status=col(status, _I8),
+            sc_bytes=col(sc_bytes, _I8),
+            content_len=col(content_len, _I8),
+            range_start=col(range_start, _I8),
+            range_end=col(range_end, _I8),
+            result=col(result, _I8),
+            ttfb=ttfb_a,
+            taken=ttfb_a.copy() if taken is None else col(taken, _F8),
+            body=col(body, _I8),
         )
 
     def take(self, idx: np.ndarray) -> Requests:

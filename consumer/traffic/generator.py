@@ -49,10 +49,16 @@ class Generator:
         self.users = users if users is not None else default_users(rate)
         if self.users < 1:
             raise ValueError(f"users must be >= 1, got {self.users}")
-        abuse = parse_list(scenarios, ABUSE_NAMES) if scenarios is None or isinstance(scenarios, str) \
+        abuse = (
+            parse_list(scenarios, ABUSE_NAMES)
+            if scenarios is None or isinstance(scenarios, str)
             else list(scenarios)
-        neg = parse_list(negatives, NEGATIVE_NAMES) if negatives is None or isinstance(negatives, str) \
+        )
+        neg = (
+            parse_list(negatives, NEGATIVE_NAMES)
+            if negatives is None or isinstance(negatives, str)
             else list(negatives)
+        )
         self.scenarios: list[Scenario] = abuse + neg
         self.actors = Actors()
         self.population = UserGroup(np.random.default_rng([self.seed, 1]), self.actors, self.users, self.rate)
@@ -90,7 +96,7 @@ class Generator:
             ready, pending = merged.split(t1)
             lines = self._render(index, ready)
             for i in range(0, len(lines), batch_size):
-                yield lines[i:i + batch_size]
+                yield lines[i : i + batch_size]
             index += 1
 
     def live(
@@ -124,10 +130,17 @@ class Generator:
             index += 1
 
     def labels(self, duration_s: float | None = None) -> dict[str, Any]:
-        return L.build(self.scenarios, {
-            "seed": self.seed, "start": self.start, "duration_s": duration_s, "rate": self.rate,
-            "users": self.users, "chunk_s": self.chunk_s,
-        })
+        return L.build(
+            self.scenarios,
+            {
+                "seed": self.seed,
+                "start": self.start,
+                "duration_s": duration_s,
+                "rate": self.rate,
+                "users": self.users,
+                "chunk_s": self.chunk_s,
+            },
+        )
 
 
 def generate(

@@ -39,14 +39,16 @@ def build(scenarios: Sequence[Scenario], generator: dict[str, Any]) -> dict[str,
             bucket = accomplices.setdefault(key_type, {})
             for k in sorted(keys_set):
                 bucket.setdefault(k, s.name)
-        entries.append({
-            "name": s.name,
-            "abuse": s.abuse,
-            "start": round(s.t_start, 3),
-            "end": None if s.t_end is None else round(s.t_end, 3),
-            "params": s.params(),
-            "keys": {kt: list(ks) for kt, ks in s.keys.items()},
-        })
+        entries.append(
+            {
+                "name": s.name,
+                "abuse": s.abuse,
+                "start": round(s.t_start, 3),
+                "end": None if s.t_end is None else round(s.t_end, 3),
+                "params": s.params(),
+                "keys": {kt: list(ks) for kt, ks in s.keys.items()},
+            }
+        )
     for key_type in ("user", "ip"):
         out.setdefault(key_type, {})
     out["hard_negatives"] = negatives

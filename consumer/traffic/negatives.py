@@ -50,9 +50,21 @@ class HeavyDownloader(Scenario):
         rs = np.minimum((k % 64) * self.chunk_bytes, (size - 1) // self.chunk_bytes * self.chunk_bytes)
         re_ = np.minimum(rs + self.chunk_bytes, size) - 1
         res = np.where(rng.random(m) < 0.5, R.HIT, R.MISS).astype(np.int64)
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, C.FILE_KIND[fid],
-                        [C.download_path(f) for f in fid.tolist()], status=206, body=re_ - rs + 1,
-                        result=res, bw=4e6, content_len=re_ - rs + 1, range_start=rs, range_end=re_)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            C.FILE_KIND[fid],
+            [C.download_path(f) for f in fid.tolist()],
+            status=206,
+            body=re_ - rs + 1,
+            result=res,
+            bw=4e6,
+            content_len=re_ - rs + 1,
+            range_start=rs,
+            range_end=re_,
+        )
 
 
 @dataclass
@@ -67,8 +79,9 @@ class NatOffice(Scenario):
 
     def prepare(self, rng, actors, ctx):
         self.ip = _home(rng, actors, CLIENTS[0], None)[1]  # a business line of an ordinary ISP
-        self.group = UserGroup(rng, actors, self.users, self.users * ctx.rate_per_user, shared_ip=self.ip,
-                               proxy_share=0.0)
+        self.group = UserGroup(
+            rng, actors, self.users, self.users * ctx.rate_per_user, shared_ip=self.ip, proxy_share=0.0
+        )
         self.add_key("ip", self.ip)
 
     def emit(self, rng, t0, t1):
@@ -92,8 +105,18 @@ class Monitor(Scenario):
     def emit(self, rng, t0, t1):
         t = steady(rng, t0, t1, 1.0 / self.interval_s, jitter=0.02)
         m = len(t)
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, np.full(m, K.HEALTH), ["/health"] * m,
-                        status=200, body=np.full(m, 16), result=np.full(m, R.MISS), origin_ms=12)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            np.full(m, K.HEALTH),
+            ["/health"] * m,
+            status=200,
+            body=np.full(m, 16),
+            result=np.full(m, R.MISS),
+            origin_ms=12,
+        )
 
 
 @dataclass
@@ -129,8 +152,14 @@ class PasswordRetry(Scenario):
         if not starts:
             return Requests.empty()
         n = len(starts)
-        return B.login(rng, np.asarray(starts), np.asarray([self.who[j][0] for j in who]),
-                       [self.who[j][1] for j in who], np.full(n, self.fails), np.ones(n, bool))
+        return B.login(
+            rng,
+            np.asarray(starts),
+            np.asarray([self.who[j][0] for j in who]),
+            [self.who[j][1] for j in who],
+            np.full(n, self.fails),
+            np.ones(n, bool),
+        )
 
 
 @dataclass
@@ -157,9 +186,17 @@ class CdnPrefetcher(Scenario):
         k = np.round(t * self.rate).astype(np.int64) % len(self.targets)
         thumb = k < self.urls // 2
         res = np.where(rng.random(m) < 0.95, R.HIT, R.REFRESH_HIT).astype(np.int64)
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, np.where(thumb, K.THUMB, K.PAGE),
-                        [self.targets[i] for i in k.tolist()], status=200,
-                        body=np.where(thumb, 24_000, 17_500), result=res)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            np.where(thumb, K.THUMB, K.PAGE),
+            [self.targets[i] for i in k.tolist()],
+            status=200,
+            body=np.where(thumb, 24_000, 17_500),
+            result=res,
+        )
 
 
 NEGATIVES: tuple[type[Scenario], ...] = (HeavyDownloader, NatOffice, Monitor, PasswordRetry, CdnPrefetcher)

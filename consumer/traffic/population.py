@@ -34,7 +34,7 @@ def diurnal(t: float) -> float:
 
 def make_uids(rng: np.random.Generator, n: int) -> list[str]:
     raw = base64.urlsafe_b64encode(rng.integers(0, 256, n * 12, dtype=np.uint8).tobytes()).decode("ascii")
-    return [raw[i * 16:(i + 1) * 16] for i in range(n)]
+    return [raw[i * 16 : (i + 1) * 16] for i in range(n)]
 
 
 class UserGroup:
@@ -98,8 +98,15 @@ class UserGroup:
             c = CLIENTS[client[m]]
             edge = reg.edges[(m * 7919) % len(reg.edges)]
             lang = (c.lang or "en").split(",")[0].split("-")[0].split(";")[0]
-            actors.add(uids[m], c, edge, reg.country, reg.asns[m % len(reg.asns)], xff=xff[m],
-                       extra_cookies=f"lang={lang}" if uids[m] else "")
+            actors.add(
+                uids[m],
+                c,
+                edge,
+                reg.country,
+                reg.asns[m % len(reg.asns)],
+                xff=xff[m],
+                extra_cookies=f"lang={lang}" if uids[m] else "",
+            )
         self.actor_ids = np.arange(first, first + n)
         self.uids = uids
 
@@ -113,8 +120,10 @@ class UserGroup:
         user = np.minimum(np.searchsorted(self.cdf, rng.random(k)), self.n - 1)
         start = t0 + rng.random(k) * dt
         second = rng.random(k) < 0.3
-        ip = [(self.ip_b[u] or self.ip_a[u]) if s else self.ip_a[u]
-              for u, s in zip(user.tolist(), second.tolist(), strict=True)]
+        ip = [
+            (self.ip_b[u] or self.ip_a[u]) if s else self.ip_a[u]
+            for u, s in zip(user.tolist(), second.tolist(), strict=True)
+        ]
         actor = self.actor_ids[user]
         browser = self.browser[user]
         u = rng.random(k)
@@ -133,8 +142,9 @@ class UserGroup:
                 parts.append(B.app_sync(rng, s[nb], a[nb], ib))
             elif fn == "download":
                 us = user[sel]
-                parts.append(B.downloads(rng, s, a, i, C.popular_files(rng, len(sel)), self.ranged[us],
-                                         bw=self.bw[us]))
+                parts.append(
+                    B.downloads(rng, s, a, i, C.popular_files(rng, len(sel)), self.ranged[us], bw=self.bw[us])
+                )
             elif fn == "login":
                 fails = (rng.random(len(sel)) < 0.06).astype(np.int64)
                 parts.append(B.login(rng, s, a, i, fails, browser[sel]))

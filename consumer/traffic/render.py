@@ -39,14 +39,18 @@ def _pair_parts(client: Client, kind_idx: int) -> tuple[tuple[str, ...], int, in
     referer = "https://www.filedrop.example/files" if (client.browser and kind.subresource) else None
     headers: list[tuple[str, str]] = [("host", kind.host)]
     if client.chrome_hints:
-        headers += [("sec-ch-ua", client.chrome_hints),
-                    ("sec-ch-ua-mobile", "?1" if "Mobile" in client.ua else "?0"),
-                    ("sec-ch-ua-platform", '"Android"' if "Android" in client.ua else '"Windows"')]
+        headers += [
+            ("sec-ch-ua", client.chrome_hints),
+            ("sec-ch-ua-mobile", "?1" if "Mobile" in client.ua else "?0"),
+            ("sec-ch-ua-platform", '"Android"' if "Android" in client.ua else '"Windows"'),
+        ]
     headers += [("user-agent", client.ua), ("accept", accept)]
     if client.browser:
-        headers += [("sec-fetch-site", "same-site" if kind.host.startswith("api.") else "same-origin"),
-                    ("sec-fetch-mode", "navigate" if kind.fetch_dest == "document" else "cors"),
-                    ("sec-fetch-dest", kind.fetch_dest)]
+        headers += [
+            ("sec-fetch-site", "same-site" if kind.host.startswith("api.") else "same-origin"),
+            ("sec-fetch-mode", "navigate" if kind.fetch_dest == "document" else "cors"),
+            ("sec-fetch-dest", kind.fetch_dest),
+        ]
         if referer:
             headers.append(("referer", referer))
     if client.accept_encoding != "-":
@@ -54,8 +58,9 @@ def _pair_parts(client: Client, kind_idx: int) -> tuple[tuple[str, ...], int, in
     if client.lang:
         headers.append(("accept-language", client.lang))
     if kind.method in ("POST", "PUT"):
-        headers.append(("content-type", "application/json" if kind.method == "POST"
-                        else "application/octet-stream"))
+        headers.append(
+            ("content-type", "application/json" if kind.method == "POST" else "application/octet-stream")
+        )
     if not h2:
         headers.insert(1, ("connection", "keep-alive"))
     block = "".join(f"{header_name(n, h2)}:{cf_encode(v)}{_NL}" for n, v in headers)
@@ -86,7 +91,7 @@ def request_ids(rng: np.random.Generator, n: int) -> list[str]:
     tail_b = rng.integers(0, 4, n)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     return [
-        f"{body[i * 52:(i + 1) * 52]}{alphabet[a]}{'AQgw'[b]}=="
+        f"{body[i * 52 : (i + 1) * 52]}{alphabet[a]}{'AQgw'[b]}=="
         for i, a, b in zip(range(n), tail_a.tolist(), tail_b.tolist(), strict=True)
     ]
 

@@ -11,28 +11,42 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-SCENARIOS = ",".join((
-    "bandwidth_hog:start_s=30:duration_s=150:bytes_per_s=3e7",
-    "request_flood:start_s=60:duration_s=45:rate=40",
-    "scanner:start_s=40:duration_s=90:rate=6",
-    "credential_stuffing:start_s=50:duration_s=120:rate=3:mode=rotating_ips:ips=300",
-    "credential_stuffing:start_s=100:duration_s=90:rate=3:mode=one_ip",
-    "scraper:start_s=30:duration_s=180:rate=2",
-    "origin_exhaustion:start_s=90:duration_s=90:rate=10:ips=2",
-    "api_free_rider:start_s=20:duration_s=200:rate=3:mode=shared_key:ips=20",
-    "api_free_rider:start_s=120:duration_s=90:rate=2:mode=no_key",
-))
-NEGATIVES = ",".join((
-    "heavy_downloader",
-    "nat_office:users=150",
-    "monitor:interval_s=2",
-    "password_retry:users=5:fails=3:every_s=400",
-    "cdn_prefetcher:rate=1",
-))
+SCENARIOS = ",".join(
+    (
+        "bandwidth_hog:start_s=30:duration_s=150:bytes_per_s=3e7",
+        "request_flood:start_s=60:duration_s=45:rate=40",
+        "scanner:start_s=40:duration_s=90:rate=6",
+        "credential_stuffing:start_s=50:duration_s=120:rate=3:mode=rotating_ips:ips=300",
+        "credential_stuffing:start_s=100:duration_s=90:rate=3:mode=one_ip",
+        "scraper:start_s=30:duration_s=180:rate=2",
+        "origin_exhaustion:start_s=90:duration_s=90:rate=10:ips=2",
+        "api_free_rider:start_s=20:duration_s=200:rate=3:mode=shared_key:ips=20",
+        "api_free_rider:start_s=120:duration_s=90:rate=2:mode=no_key",
+    )
+)
+NEGATIVES = ",".join(
+    (
+        "heavy_downloader",
+        "nat_office:users=150",
+        "monitor:interval_s=2",
+        "password_retry:users=5:fails=3:every_s=400",
+        "cdn_prefetcher:rate=1",
+    )
+)
 #: ``cfguard generate`` + these arguments (plus ``--out`` and ``--labels-out``) makes the sample.
 ARGS: tuple[str, ...] = (
-    "--seed", "20251126", "--start", "2025-11-26T19:00:00Z", "--duration", "240", "--rate", "16",
-    "--scenarios", SCENARIOS, "--negatives", NEGATIVES,
+    "--seed",
+    "20251126",
+    "--start",
+    "2025-11-26T19:00:00Z",
+    "--duration",
+    "240",
+    "--rate",
+    "16",
+    "--scenarios",
+    SCENARIOS,
+    "--negatives",
+    NEGATIVES,
 )
 DATA = "sample-realtime.tsv.gz"
 LABELS = "sample-realtime.labels.json"

@@ -23,8 +23,9 @@ def _home(rng: np.random.Generator, actors: Actors, client, uid: str | None, *, 
     """An actor on a residential connection in a random region, and its address."""
     reg = REGIONS[int(rng.integers(0, len(REGIONS)))]
     ip = region_addresses(rng, reg, 1, np.asarray([v6]))[0][0]
-    actor = actors.add(uid, client, reg.edges[0], reg.country, reg.asns[0],
-                       extra_cookies="lang=en" if uid else "")
+    actor = actors.add(
+        uid, client, reg.edges[0], reg.country, reg.asns[0], extra_cookies="lang=en" if uid else ""
+    )
     return actor, ip
 
 
@@ -62,10 +63,22 @@ class BandwidthHog(Scenario):
         rs = (rng.random(m) * n_chunks).astype(np.int64) * self.chunk_bytes
         re_ = np.minimum(rs + self.chunk_bytes, size) - 1
         res = np.where(fid < 2_000, R.HIT, np.where(rng.random(m) < 0.6, R.HIT, R.MISS)).astype(np.int64)
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, C.FILE_KIND[fid],
-                        [C.download_path(f) for f in fid.tolist()], status=206, body=re_ - rs + 1,
-                        result=res, origin_ms=80, bw=self.bytes_per_s / self.connections,
-                        content_len=re_ - rs + 1, range_start=rs, range_end=re_)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            C.FILE_KIND[fid],
+            [C.download_path(f) for f in fid.tolist()],
+            status=206,
+            body=re_ - rs + 1,
+            result=res,
+            origin_ms=80,
+            bw=self.bytes_per_s / self.connections,
+            content_len=re_ - rs + 1,
+            range_start=rs,
+            range_end=re_,
+        )
 
 
 @dataclass
@@ -90,17 +103,68 @@ class RequestFlood(Scenario):
         status = np.where(rng.random(m) < 0.01, 503, 200)
         res = np.where(status == 503, R.ORIGIN_ERROR, res).astype(np.int64)
         body = np.where(pick == 2, 2_400, 18_000)
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, kind,
-                        [targets[p] for p in pick.tolist()], status=status, body=body, result=res)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            kind,
+            [targets[p] for p in pick.tolist()],
+            status=status,
+            body=body,
+            result=res,
+        )
 
 
-_SCAN_DIRS = ("", "/admin", "/wp", "/wordpress", "/old", "/backup", "/api", "/app", "/static", "/test",
-              "/dev", "/.well-known", "/cgi-bin", "/vendor", "/public", "/site", "/new", "/v1")
-_SCAN_FILES = ("/.env", "/.git/config", "/.git/HEAD", "/wp-login.php", "/wp-admin/", "/xmlrpc.php",
-               "/phpinfo.php", "/config.json", "/config.php.bak", "/.aws/credentials", "/server-status",
-               "/actuator/env", "/phpmyadmin/index.php", "/backup.zip", "/db.sql", "/.DS_Store",
-               "/admin.php", "/login.action", "/.htpasswd", "/web.config", "/id_rsa", "/debug/pprof/",
-               "/console", "/.svn/entries", "/composer.lock", "/docker-compose.yml", "/setup.php")
+_SCAN_DIRS = (
+    "",
+    "/admin",
+    "/wp",
+    "/wordpress",
+    "/old",
+    "/backup",
+    "/api",
+    "/app",
+    "/static",
+    "/test",
+    "/dev",
+    "/.well-known",
+    "/cgi-bin",
+    "/vendor",
+    "/public",
+    "/site",
+    "/new",
+    "/v1",
+)
+_SCAN_FILES = (
+    "/.env",
+    "/.git/config",
+    "/.git/HEAD",
+    "/wp-login.php",
+    "/wp-admin/",
+    "/xmlrpc.php",
+    "/phpinfo.php",
+    "/config.json",
+    "/config.php.bak",
+    "/.aws/credentials",
+    "/server-status",
+    "/actuator/env",
+    "/phpmyadmin/index.php",
+    "/backup.zip",
+    "/db.sql",
+    "/.DS_Store",
+    "/admin.php",
+    "/login.action",
+    "/.htpasswd",
+    "/web.config",
+    "/id_rsa",
+    "/debug/pprof/",
+    "/console",
+    "/.svn/entries",
+    "/composer.lock",
+    "/docker-compose.yml",
+    "/setup.php",
+)
 
 
 @dataclass
@@ -126,8 +190,18 @@ class Scanner(Scenario):
         u = rng.random(m)
         status = np.where(u < 0.86, 404, np.where(u < 0.96, 403, np.where(u < 0.98, 301, 200)))
         res = np.where(status >= 400, R.ERROR, R.MISS).astype(np.int64)
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, np.full(m, K.PROBE), uri,
-                        status=status, body=np.where(status == 200, 5_000, 1_800), result=res, origin_ms=35)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            np.full(m, K.PROBE),
+            uri,
+            status=status,
+            body=np.where(status == 200, 5_000, 1_800),
+            result=res,
+            origin_ms=35,
+        )
 
 
 @dataclass
@@ -174,14 +248,22 @@ class CredentialStuffing(Scenario):
             ip = [self.pool[i] for i in rng.integers(0, len(self.pool), m).tolist()]
         else:
             uids = make_uids(rng, m)
-            actor = np.asarray([self._actors.add(u, TOOLS["python"], "IAD89-C1", "US", 14061,
-                                                 extra_cookies="lang=en") for u in uids], dtype=np.int64)
+            actor = np.asarray(
+                [
+                    self._actors.add(u, TOOLS["python"], "IAD89-C1", "US", 14061, extra_cookies="lang=en")
+                    for u in uids
+                ],
+                dtype=np.int64,
+            )
             for u in uids:
                 self.add_accomplice("user", u)
             ip = [self.ip] * m
         u = rng.random(m)
-        status = np.where(u < self.success, 200, np.where(u < self.success + 0.02, 403,
-                                                          np.where(u < self.success + 0.03, 429, 401)))
+        status = np.where(
+            u < self.success,
+            200,
+            np.where(u < self.success + 0.02, 403, np.where(u < self.success + 0.03, 429, 401)),
+        )
         res = np.where(status == 200, R.MISS, np.where(status == 429, R.LIMIT, R.ERROR)).astype(np.int64)
         return B.auth(rng, t, actor, ip, status, res)
 
@@ -209,13 +291,25 @@ class Scraper(Scenario):
         fid = (self._next + np.arange(m)) % C.N_FILES
         self._next += m
         api = rng.random(m) < 0.3
-        uri = [f"/api/v1/files/{C.share_token(f)}" if a else C.share_page(f)
-               for f, a in zip(fid.tolist(), api.tolist(), strict=True)]
+        uri = [
+            f"/api/v1/files/{C.share_token(f)}" if a else C.share_page(f)
+            for f, a in zip(fid.tolist(), api.tolist(), strict=True)
+        ]
         status = np.where(rng.random(m) < 0.08, 404, 200)
         res = np.where(status == 404, R.ERROR, R.MISS).astype(np.int64)
         body = np.where(status == 404, 1_800, np.where(api, 2_300, 17_500))
-        return B.finish(rng, t, np.full(m, self.actor), [self.ip] * m, np.where(api, K.API_READ, K.PAGE),
-                        uri, status=status, body=body, result=res, origin_ms=150)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            np.where(api, K.API_READ, K.PAGE),
+            uri,
+            status=status,
+            body=body,
+            result=res,
+            origin_ms=150,
+        )
 
 
 @dataclass
@@ -238,15 +332,27 @@ class OriginExhaustion(Scenario):
         w = rng.integers(0, len(self.who), m).tolist()
         fid = C.popular_files(rng, m)
         thumb = rng.random(m) < 0.6
-        uri = [C.thumb_path(f) if th else C.share_page(f) for f, th in zip(fid.tolist(), thumb.tolist(),
-                                                                             strict=True)]
+        uri = [
+            C.thumb_path(f) if th else C.share_page(f)
+            for f, th in zip(fid.tolist(), thumb.tolist(), strict=True)
+        ]
         cb = rng.integers(0, 2**40, m).tolist()
         query = [f"cb={c:010x}" for c in cb]
         status = np.where(rng.random(m) < 0.03, 504, 200)
         res = np.where(status == 504, R.ORIGIN_ERROR, R.MISS).astype(np.int64)
-        return B.finish(rng, t, np.asarray([self.who[i][0] for i in w]), [self.who[i][1] for i in w],
-                        np.where(thumb, K.THUMB, K.PAGE), uri, query, status=status,
-                        body=np.where(thumb, 24_000, 17_500), result=res, origin_ms=900)
+        return B.finish(
+            rng,
+            t,
+            np.asarray([self.who[i][0] for i in w]),
+            [self.who[i][1] for i in w],
+            np.where(thumb, K.THUMB, K.PAGE),
+            uri,
+            query,
+            status=status,
+            body=np.where(thumb, 24_000, 17_500),
+            result=res,
+            origin_ms=900,
+        )
 
 
 @dataclass
@@ -291,11 +397,27 @@ class ApiFreeRider(Scenario):
         else:
             status = np.where(rng.random(m) < 0.75, 403, 200)
         res = np.where(status == 200, R.MISS, np.where(status == 429, R.LIMIT, R.ERROR)).astype(np.int64)
-        return B.finish(rng, t, np.asarray([self.who[i][0] for i in w]), [self.who[i][1] for i in w],
-                        np.full(m, K.PRO_API), uri, status=status,
-                        body=np.where(status == 200, rng.integers(20_000, 400_000, m), 120), result=res,
-                        origin_ms=700, req_body=rng.integers(2_000, 60_000, m))
+        return B.finish(
+            rng,
+            t,
+            np.asarray([self.who[i][0] for i in w]),
+            [self.who[i][1] for i in w],
+            np.full(m, K.PRO_API),
+            uri,
+            status=status,
+            body=np.where(status == 200, rng.integers(20_000, 400_000, m), 120),
+            result=res,
+            origin_ms=700,
+            req_body=rng.integers(2_000, 60_000, m),
+        )
 
 
-ABUSE: tuple[type[Scenario], ...] = (BandwidthHog, RequestFlood, Scanner, CredentialStuffing, Scraper,
-                                     OriginExhaustion, ApiFreeRider)
+ABUSE: tuple[type[Scenario], ...] = (
+    BandwidthHog,
+    RequestFlood,
+    Scanner,
+    CredentialStuffing,
+    Scraper,
+    OriginExhaustion,
+    ApiFreeRider,
+)

@@ -123,8 +123,10 @@ def test_population_mix_ipv6_cookies_forwarded_for_and_user_agents(rows: list[li
 
 def test_cf_encode_matches_the_reference_user_agent() -> None:
     ref = REFERENCE.read_bytes().decode().split("\t")
-    raw = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/108.0.0.0 Safari/537.36")
+    raw = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/108.0.0.0 Safari/537.36"
+    )
     assert cf_encode(raw) == ref[F["cs-user-agent"]]
     assert cf_encode('"Not?A_Brand";v="8"') == "%22Not?A_Brand%22;v=%228%22"  # as in 07's sec-ch-ua
     assert cf_encode("tab\there é") == "tab%09here%20%C3%A9"

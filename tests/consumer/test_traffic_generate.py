@@ -50,10 +50,12 @@ def test_switching_a_scenario_off_leaves_the_others_unchanged() -> None:
 
 
 def test_rate_and_diurnal_level() -> None:
-    quiet = _lines(seed=1, duration_s=120, rate=100, scenarios="none", negatives="none",
-                   start=1_764_158_400 - 4 * 3600)  # 08:00 UTC: the trough
-    busy = _lines(seed=1, duration_s=120, rate=100, scenarios="none", negatives="none",
-                  start=1_764_158_400 + 8 * 3600)  # 20:00 UTC: the peak
+    quiet = _lines(
+        seed=1, duration_s=120, rate=100, scenarios="none", negatives="none", start=1_764_158_400 - 4 * 3600
+    )  # 08:00 UTC: the trough
+    busy = _lines(
+        seed=1, duration_s=120, rate=100, scenarios="none", negatives="none", start=1_764_158_400 + 8 * 3600
+    )  # 20:00 UTC: the peak
     assert 0.55 * 12_000 < len(quiet) < 0.8 * 12_000
     assert 1.2 * 12_000 < len(busy) < 1.5 * 12_000
 
@@ -66,8 +68,9 @@ def test_live_mode_paces_on_the_clock_with_event_time_now() -> None:
         slept.append(s)
         now[0] += s
 
-    gen = Generator(seed=3, start=now[0], rate=200, scenarios="request_flood:start_s=0:rate=50",
-                    negatives="none")
+    gen = Generator(
+        seed=3, start=now[0], rate=200, scenarios="request_flood:start_s=0:rate=50", negatives="none"
+    )
     batches = []
     for batch in gen.live(0.5, clock=lambda: now[0], sleep=sleep, duration_s=10):
         ts = [float(line.split(b"\t", 1)[0]) for line in batch]

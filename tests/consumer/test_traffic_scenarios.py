@@ -125,8 +125,11 @@ def test_credential_stuffing_rotating_ips_one_uid(figs, labels) -> None:  # type
     assert stuffer.auth_fail / stuffer.requests > 0.9
     assert stuffer.auth_fail > 3000
     assert stuffer.distinct_ips > 1000
-    proxies = [figs["ip"][k] for k in labels["accomplices"]["ip"] if labels["accomplices"]["ip"][k] ==
-               "credential_stuffing" and k in figs["ip"]]
+    proxies = [
+        figs["ip"][k]
+        for k in labels["accomplices"]["ip"]
+        if labels["accomplices"]["ip"][k] == "credential_stuffing" and k in figs["ip"]
+    ]
     assert max(p.requests for p in proxies) < 20, "each proxy address is used only a few times"
     for key in _keys(labels, "user", "password_retry", "hard_negatives"):
         retry = figs["user"].get(key)
@@ -135,8 +138,9 @@ def test_credential_stuffing_rotating_ips_one_uid(figs, labels) -> None:  # type
 
 
 def test_credential_stuffing_from_one_ip_with_fresh_cookies() -> None:
-    gen = Generator(seed=3, rate=5, scenarios="credential_stuffing:mode=one_ip:start_s=0:rate=4",
-                    negatives="none")
+    gen = Generator(
+        seed=3, rate=5, scenarios="credential_stuffing:mode=one_ip:start_s=0:rate=4", negatives="none"
+    )
     figs = key_figures([line for batch in gen.batches(300) for line in batch])
     labels = gen.labels()
     (ip,) = labels["ip"]
@@ -196,9 +200,20 @@ def test_labels_name_every_key_with_its_start(figs, labels) -> None:  # type: ig
             assert key in figs[kt], f"labelled {kt} {key} never appears"
         assert not set(labels.get(kt, {})) & set(labels["hard_negatives"].get(kt, {}))
     by_name = {s["name"]: s for s in labels["scenarios"]}
-    assert set(by_name) == {"bandwidth_hog", "request_flood", "scanner", "credential_stuffing", "scraper",
-                            "origin_exhaustion", "api_free_rider", "heavy_downloader", "nat_office",
-                            "monitor", "password_retry", "cdn_prefetcher"}
+    assert set(by_name) == {
+        "bandwidth_hog",
+        "request_flood",
+        "scanner",
+        "credential_stuffing",
+        "scraper",
+        "origin_exhaustion",
+        "api_free_rider",
+        "heavy_downloader",
+        "nat_office",
+        "monitor",
+        "password_retry",
+        "cdn_prefetcher",
+    }
     for s in labels["scenarios"]:
         for kt, keys in s["keys"].items():
             for k in keys:

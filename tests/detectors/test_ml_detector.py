@@ -4,6 +4,7 @@ flagged vectors never learned, state picklable, deterministic, independent of th
 from __future__ import annotations
 
 import copy
+import json
 import math
 import pickle
 
@@ -22,10 +23,21 @@ ABUSE_KINDS = ("bandwidth_hog", "scanner", "credential_stuffing", "scraper", "fl
 # which features an operator must see among the top contributors, per abuse kind
 EXPECTED_CONTRIBUTORS = {
     "bandwidth_hog": {"bytes_sent", "bytes_sent/requests", "range_requests"},
-    "scanner": {"not_found", "status_4xx", "status_4xx/requests", "distinct_uris", "auth_failures",
-                "cache_misses"},
-    "credential_stuffing": {"auth_failures", "status_4xx", "status_4xx/requests", "distinct_user_agents",
-                            "cache_misses"},
+    "scanner": {
+        "not_found",
+        "status_4xx",
+        "status_4xx/requests",
+        "distinct_uris",
+        "auth_failures",
+        "cache_misses",
+    },
+    "credential_stuffing": {
+        "auth_failures",
+        "status_4xx",
+        "status_4xx/requests",
+        "distinct_user_agents",
+        "cache_misses",
+    },
     "scraper": {"requests", "distinct_uris", "cache_misses", "status_4xx", "not_found"},
     "flood": {"requests", "cache_misses", "status_4xx", "not_found", "bytes_sent", "distinct_uris"},
 }
@@ -90,6 +102,7 @@ def test_every_abuse_kind_is_flagged_with_evidence(model: str, seed: int) -> Non
         names = {t["feature"] for t in top}
         assert names & EXPECTED_CONTRIBUTORS[kind], f"{model}: {kind} explained by {names}"
         assert all(set(t) == {"feature", "value", "typical", "deviation", "score_drop"} for t in top)
+        assert json.loads(json.dumps(ev)) == ev  # plain JSON figures, for the decision log
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -149,7 +162,7 @@ def test_a_returning_abuser_is_flagged_every_time() -> None:
     scanner = abusive_vectors(3)["scanner"]
     hits = []
     for r in range(6):
-        _feed(det, HELD_OUT[r * 500:(r + 1) * 500])
+        _feed(det, HELD_OUT[r * 500 : (r + 1) * 500])
         hits.append(det.evaluate("user", "scanner", scanner, float(r), WINDOW_S))
     assert all(f is not None and f.score >= 1.0 for f in hits)
 
@@ -178,9 +191,12 @@ def test_snapshot_restore_into_a_fresh_detector() -> None:
 def test_restore_with_other_features_is_refused_and_mode_change_is_kept() -> None:
     det = trained("hst")
     snap = det.snapshot()
-    other = MLDetector(_spec(features=["requests", "bytes_sent"]))
+    other = MLDetector(_spec(features=["requests", "bytes_sent"], ratios=["bytes_sent/requests"]))
+    _feed(other, TRAIN[:300])
+    other_before = other.snapshot()
     with pytest.raises(ValueError, match=r"different \['features'\]"):
         other.restore(snap)
+    assert other.snapshot() == other_before, "a refused snapshot leaves the detector as it was"
     shadow = MLDetector(_spec(mode="shadow"))
     shadow.restore(snap)
     f = shadow.evaluate("user", "s", abusive_vectors(3)["scanner"], 0.0, WINDOW_S)
@@ -196,6 +212,30 @@ def test_clones_are_independent(model: str) -> None:
     _feed(clone, HELD_OUT[:100] + list(abusive_vectors(3).values()))
     assert det.snapshot() == before
     assert clone.snapshot() != before
+
+
+def _scaled(vectors: list[dict[str, float]], factor: float) -> list[dict[str, float]]:
+    """The same users, all busier by ``factor`` (a product launch, a holiday)."""
+    busy = ("requests", "bytes_sent", "cache_misses", "distinct_uris", "range_requests")
+    return [{k: (x * factor if k in busy else x) for k, x in v.items()} for v in vectors]
+
+
+def test_follows_traffic_drift() -> None:
+    """Everyone 3x busier: no alert storm, and abusers are still flagged afterwards (default model)."""
+    det = trained("hst")
+    during = _feed(det, _scaled(normal_vectors(4000, seed=20), 3.0))
+    assert len(during) <= 0.005 * 4000
+    after = _feed(det, _scaled(normal_vectors(2000, seed=21), 3.0))
+    assert len(after) <= 0.005 * 2000
+    for kind, v in abusive_vectors(3).items():
+        assert copy.deepcopy(det).evaluate("user", kind, v, 0.0, WINDOW_S) is not None, kind
+
+
+def test_clone_is_fresh_and_configured_alike() -> None:
+    det = trained("hst")
+    fresh = det.clone()
+    assert fresh.spec == det.spec and fresh.learned == 0 and det.learned > 0
+    assert fresh.snapshot() == MLDetector(det.spec).snapshot()
 
 
 @pytest.mark.parametrize("model", list(MODELS))

@@ -21,19 +21,20 @@ def test_defaults() -> None:
     assert isinstance(s.model, HalfSpaceTreesModel)
     assert (s.model.n_trees, s.model.height, s.model.window_size) == (25, 6, 250)
     assert s.model_seed == 42
-    assert "bytes_sent" in s.metrics and "requests" in s.metrics and "bytes_sent/requests" not in s.metrics
+    assert s.ratios == ("bytes_sent/requests", "status_4xx/requests")
+    assert s.model_features == DEFAULT_FEATURES + s.ratios
 
 
 def test_from_yaml_like_dict_with_loda_and_model_seed() -> None:
     s = MLSpec.model_validate({
         "type": "ml", "name": "ml-ip", "key": "ip", "mode": "shadow", "window": "1h",
-        "features": ["requests", "not_found/requests"],
+        "features": ["requests", "not_found"], "ratios": ["not_found/requests"],
         "model": {"kind": "loda", "n_bins": 20, "n_random_cuts": 30, "seed": 7},
         "warmup": 50, "quantile": 0.99, "seed": 1,
     })
     assert isinstance(s.model, LODAModel) and s.model.n_bins == 20
     assert s.window_s == 3600 and s.model_seed == 7
-    assert s.metrics == {"requests", "not_found"}
+    assert s.model_features == ("requests", "not_found", "not_found/requests")
 
 
 def test_model_kind_defaults_to_half_space_trees() -> None:
@@ -48,7 +49,10 @@ def test_model_kind_defaults_to_half_space_trees() -> None:
         ({"window": "0m"}, "window"),
         ({"features": []}, "features"),
         ({"features": ["requests", "Bytes"]}, "features"),
-        ({"features": ["requests", "a/b/c"]}, "features"),
+        ({"features": ["requests", "bytes_sent/requests"]}, "features"),
+        ({"ratios": ["bytes_sent/requests/x"]}, "ratios"),
+        ({"ratios": ["bytes_received/requests"]}, "ratios"),  # bytes_received not in features
+        ({"features": ["requests", "bytes_sent"], "ratios": ["bytes_sent/requests"] * 2}, "ratios"),
         ({"features": ["requests", "requests"]}, "features"),
         ({"warmup": 100}, "warmup"),  # < 2 * HalfSpaceTrees window_size (250)
         ({"quantile": 1.0}, "quantile"),
@@ -64,6 +68,11 @@ def test_model_kind_defaults_to_half_space_trees() -> None:
 )
 def test_bad_field_is_named(kw: dict, loc: str) -> None:
     assert loc in _error_locs(**kw)
+
+
+def test_ratio_message_names_the_missing_feature() -> None:
+    with pytest.raises(ValidationError, match=r"uses \['bytes_received'\], which must be listed in features"):
+        MLSpec(name="ml", key="user", ratios=["bytes_received/requests"])
 
 
 def test_warmup_message_explains() -> None:
