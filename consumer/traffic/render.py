@@ -151,6 +151,10 @@ class Renderer:
             )
         return pid
 
+    def prepare(self) -> None:
+        """Build the per-actor columns now (they are rebuilt when actors are added)."""
+        self._actors()
+
     def _actors(self) -> dict[str, np.ndarray]:
         a = self.actors
         if self._n_actors != len(a):
