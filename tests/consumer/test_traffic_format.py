@@ -130,3 +130,14 @@ def test_cf_encode_matches_the_reference_user_agent() -> None:
     assert cf_encode(raw) == ref[F["cs-user-agent"]]
     assert cf_encode('"Not?A_Brand";v="8"') == "%22Not?A_Brand%22;v=%228%22"  # as in 07's sec-ch-ua
     assert cf_encode("tab\there é") == "tab%09here%20%C3%A9"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["203.0.113.7", "2600:1700:abcd:12::1", "2a02:8108:1:2:aaaa:bbbb:cccc:dddd", "::ffff:198.51.100.9"],
+)
+def test_label_ip_keys_are_what_the_default_ip_key_extracts(address: str) -> None:
+    from consumer.keys import normalise_ip
+    from consumer.traffic.addresses import ip_key
+
+    assert ip_key(address) == normalise_ip(address, 64)

@@ -123,6 +123,14 @@ def test_command_writes_records_and_labels(tmp_path: Path, capsys: pytest.Captur
     assert _cli(["--out", str(plain), "--duration", "5", "--start", "yesterday"]) == 2
 
 
+def test_generate_is_a_cfguard_command(tmp_path: Path) -> None:
+    from consumer.cli import main
+
+    out = tmp_path / "c.tsv"
+    assert main(["generate", "--out", str(out), "--records", "300", "--scenarios", "none"]) == 0
+    assert len(out.read_bytes().splitlines()) == 300
+
+
 def test_bundled_sample_is_reproducible_from_its_documented_command(tmp_path: Path) -> None:
     out, lab = tmp_path / "s.tsv.gz", tmp_path / "s.json"
     assert _cli(["--out", str(out), "--labels-out", str(lab), *S.ARGS]) == 0
