@@ -69,18 +69,25 @@ class HeavyDownloader(Scenario):
 
 @dataclass
 class NatOffice(Scenario):
-    """An office (or a mobile carrier's NAT) where hundreds of ordinary users share one IPv4 address."""
+    """An office, or with ``mobile=true`` a mobile carrier's NAT: hundreds of users on one IPv4 address."""
 
     name = "nat_office"
     abuse = False
     summary = "users ordinary users behind one IPv4 address (resembles a flood on the ip key)"
     start_s: float = 0.0
     users: int = 300
+    mobile: bool = False
 
     def prepare(self, rng, actors, ctx):
-        self.ip = _home(rng, actors, CLIENTS[0], None)[1]  # a business line of an ordinary ISP
+        self.ip = _home(rng, actors, CLIENTS[0], None)[1]  # a business line (or CGNAT) of an ordinary ISP
         self.group = UserGroup(
-            rng, actors, self.users, self.users * ctx.rate_per_user, shared_ip=self.ip, proxy_share=0.0
+            rng,
+            actors,
+            self.users,
+            self.users * ctx.rate_per_user,
+            shared_ip=self.ip,
+            proxy_share=0.0,
+            mobile_only=self.mobile,
         )
         self.add_key("ip", self.ip)
 
