@@ -220,3 +220,12 @@ def test_labels_name_every_key_with_its_start(figs, labels) -> None:  # type: ig
                 assert figs[kt][k].first >= s["start"]
     assert by_name["scanner"]["start"] == labels["generator"]["start"] + 30
     assert by_name["scanner"]["params"]["rate"] == 8.0
+
+
+def test_mobile_carrier_nat_carries_only_phones() -> None:
+    gen = Generator(seed=8, rate=20, scenarios="none", negatives="nat_office:mobile=true:users=80")
+    lines = [line for batch in gen.batches(300) for line in batch]
+    (nat_ip,) = gen.labels()["hard_negatives"]["ip"]
+    agents = {line.split(b"\t")[16] for line in lines if line.split(b"\t")[1].decode() == nat_ip}
+    assert len(agents) >= 2
+    assert all(b"Mobile" in a or b"iPhone" in a or a == b"okhttp/4.12.0" for a in agents)
