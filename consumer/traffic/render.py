@@ -152,40 +152,63 @@ class Renderer:
         return pid
 
     def prepare(self) -> None:
-        """Build the per-actor columns now (they are rebuilt when actors are added)."""
+        """Build the per-actor columns now (actors added later are appended on the next render)."""
         self._actors()
 
-    def _actors(self) -> dict[str, np.ndarray]:
+    def _actor_columns(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """The rendered columns of actors ``lo..hi-1``."""
         a = self.actors
-        if self._n_actors != len(a):
-            h2 = np.asarray([c.proto != "HTTP/1.1" for c in a.clients], bool)[np.asarray(a.client, np.int64)]
-            hdr, names, count = [], [], []
-            for i, (cookie, key) in enumerate(zip(a.cookie, a.api_key, strict=True)):
-                h, nm, k = "", "", 0
-                if cookie != "-":
-                    ck = header_name("cookie", bool(h2[i]))
-                    h, nm, k = f"{ck}:{cookie}{_NL}", f"{ck}{_NL}", 1
-                if key is not None:
-                    kn = header_name("x-api-key", bool(h2[i]))
-                    h, nm, k = f"{h}{kn}:{key}{_NL}", f"{nm}{kn}{_NL}", k + 1
-                hdr.append(h)
-                names.append(nm)
-                count.append(k)
-            self._actor_arrays = {
-                "client": np.asarray(a.client, np.int64),
-                "edge": np.asarray(a.edge, dtype=object),
-                "cookie": np.asarray(a.cookie, dtype=object),
-                "xff": np.asarray([x or "-" for x in a.xff], dtype=object),
-                "country": np.asarray(a.country, dtype=object),
-                "asn_nl": np.asarray([f"{x}\n" for x in a.asn], dtype=object),  # the last field
-                "hdr": np.asarray(hdr, dtype=object),
-                "names": np.asarray(names, dtype=object),
-                "count": np.asarray(count, np.int64),
-                # HTTP/1.1 sends the cookie and key headers uncompressed.
-                "cs_extra": np.where(h2, 0, np.asarray([len(x) for x in hdr], np.int64)),
-            }
-            self._n_actors = len(a)
-        return self._actor_arrays
+        h2_of = np.asarray([c.proto != "HTTP/1.1" for c in a.clients], bool)
+        client = np.asarray(a.client[lo:hi], np.int64)
+        h2 = h2_of[client]
+        hdr, names, count = [], [], []
+        for i, (cookie, key) in enumerate(zip(a.cookie[lo:hi], a.api_key[lo:hi], strict=True)):
+            h, nm, k = "", "", 0
+            if cookie != "-":
+                ck = header_name("cookie", bool(h2[i]))
+                h, nm, k = f"{ck}:{cookie}{_NL}", f"{ck}{_NL}", 1
+            if key is not None:
+                kn = header_name("x-api-key", bool(h2[i]))
+                h, nm, k = f"{h}{kn}:{key}{_NL}", f"{nm}{kn}{_NL}", k + 1
+            hdr.append(h)
+            names.append(nm)
+            count.append(k)
+        return {
+            "client": client,
+            "edge": np.asarray(a.edge[lo:hi], dtype=object),
+            "cookie": np.asarray(a.cookie[lo:hi], dtype=object),
+            "xff": np.asarray([x or "-" for x in a.xff[lo:hi]], dtype=object),
+            "country": np.asarray(a.country[lo:hi], dtype=object),
+            "asn_nl": np.asarray([f"{x}\n" for x in a.asn[lo:hi]], dtype=object),  # the last field
+            "hdr": np.asarray(hdr, dtype=object),
+            "names": np.asarray(names, dtype=object),
+            "count": np.asarray(count, np.int64),
+            # HTTP/1.1 sends the cookie and key headers uncompressed.
+            "cs_extra": np.where(h2, 0, np.asarray([len(x) for x in hdr], np.int64)),
+        }
+
+    def _actors(self) -> dict[str, np.ndarray]:
+        """Per-actor columns, grown in place (capacity doubles) as scenarios add actors."""
+        total = len(self.actors)
+        done = max(self._n_actors, 0)
+        if done == total:
+            return self._actor_arrays
+        new = self._actor_columns(done, total)
+        cols = self._actor_arrays
+        if not cols or len(cols["client"]) < total:
+            capacity = max(total, 2 * done)
+            grown = {}
+            for name, col in new.items():
+                g = np.empty(capacity, dtype=col.dtype)
+                if cols:
+                    g[:done] = cols[name][:done]
+                grown[name] = g
+            cols = grown
+        for name, col in new.items():
+            cols[name][done:total] = col
+        self._actor_arrays = cols
+        self._n_actors = total
+        return cols
 
     def render(self, req: Requests, rng: np.random.Generator) -> list[bytes]:
         n = len(req)
