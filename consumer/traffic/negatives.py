@@ -206,4 +206,51 @@ class CdnPrefetcher(Scenario):
         )
 
 
-NEGATIVES: tuple[type[Scenario], ...] = (HeavyDownloader, NatOffice, Monitor, PasswordRetry, CdnPrefetcher)
+@dataclass
+class SearchCrawler(Scenario):
+    """A search engine indexing public share pages: many distinct URIs from one IP, slowly.
+
+    Resembles a scraper on the ip key (no cookie, a new page each time), at a crawl-delay pace.
+    """
+
+    name = "search_crawler"
+    abuse = False
+    summary = "Googlebot from 66.249.x fetches a distinct share page every 1/rate s, no cookie"
+    start_s: float = 0.0
+    rate: float = 0.5
+
+    def prepare(self, rng, actors, ctx):
+        self.ip = f"66.249.{int(rng.integers(64, 80))}.{int(rng.integers(1, 255))}"
+        self.actor = actors.add(None, TOOLS["googlebot"], "IAD89-C1", "US", 15169)
+        self.add_key("ip", self.ip)
+        self._next = int(rng.integers(0, C.N_FILES))
+
+    def emit(self, rng, t0, t1):
+        t = steady(rng, t0, t1, self.rate, jitter=0.9)
+        m = len(t)
+        fid = (self._next + 7919 * np.arange(m)) % C.N_FILES  # a crawl order, not an enumeration
+        self._next = int((self._next + 7919 * m) % C.N_FILES)
+        status = np.where(rng.random(m) < 0.03, 404, 200)
+        res = np.where(status == 404, R.ERROR, np.where(rng.random(m) < 0.3, R.HIT, R.MISS)).astype(np.int64)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            np.full(m, K.PAGE),
+            [C.share_page(int(f)) for f in fid.tolist()],
+            status=status,
+            body=np.where(status == 404, 1_800, 17_500),
+            result=res,
+            origin_ms=150,
+        )
+
+
+NEGATIVES: tuple[type[Scenario], ...] = (
+    HeavyDownloader,
+    NatOffice,
+    Monitor,
+    PasswordRetry,
+    CdnPrefetcher,
+    SearchCrawler,
+)

@@ -30,7 +30,8 @@ NEGATIVES = ",".join(
         "nat_office:users=50",
         "monitor:interval_s=3",
         "password_retry:users=5:fails=3:every_s=400",
-        "cdn_prefetcher:rate=1",
+        "cdn_prefetcher:rate=0.7",
+        "search_crawler:rate=0.4",
     )
 )
 #: ``cfguard generate`` + these arguments (plus ``--out`` and ``--labels-out``) makes the sample.
@@ -42,7 +43,7 @@ ARGS: tuple[str, ...] = (
     "--duration",
     "240",
     "--rate",
-    "7",
+    "6.5",
     "--scenarios",
     SCENARIOS,
     "--negatives",

@@ -332,6 +332,18 @@ TOOLS: dict[str, Client] = {
         False,
         False,
     ),
+    "googlebot": Client(
+        "googlebot",
+        "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.6367.155 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "HTTP/1.1",
+        "TLSv1.3",
+        "TLS_AES_128_GCM_SHA256",
+        "gzip, deflate, br",
+        None,
+        False,
+        False,
+    ),
     "prefetch": Client(
         "prefetch",
         "Mozilla/5.0 (compatible; FileDropEdgeWarmer/1.2; +https://www.filedrop.example/bot)",

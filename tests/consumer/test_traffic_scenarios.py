@@ -213,6 +213,7 @@ def test_labels_name_every_key_with_its_start(figs, labels) -> None:  # type: ig
         "monitor",
         "password_retry",
         "cdn_prefetcher",
+        "search_crawler",
     }
     for s in labels["scenarios"]:
         for kt, keys in s["keys"].items():
@@ -229,3 +230,11 @@ def test_mobile_carrier_nat_carries_only_phones() -> None:
     agents = {line.split(b"\t")[16] for line in lines if line.split(b"\t")[1].decode() == nat_ip}
     assert len(agents) >= 2
     assert all(b"Mobile" in a or b"iPhone" in a or a == b"okhttp/4.12.0" for a in agents)
+
+
+def test_search_crawler_is_slow_and_cookieless(figs, labels) -> None:  # type: ignore[no-untyped-def]
+    crawler = _one(figs, labels, "ip", "search_crawler", "hard_negatives")
+    scraper = _one(figs, labels, "ip", "scraper")
+    assert crawler.distinct_paths > 0.95 * crawler.requests > 500  # distinct pages, like a scraper...
+    assert crawler.max_per_minute <= 31  # ...at a sixth of its pace
+    assert crawler.distinct_paths < scraper.distinct_paths / 5
