@@ -121,6 +121,8 @@ def test_command_writes_records_and_labels(tmp_path: Path, capsys: pytest.Captur
     assert _cli(["--out", str(plain), "--duration", "5", "--scenarios", "bogus"]) == 2
     assert "unknown scenario 'bogus'" in capsys.readouterr().err
     assert _cli(["--out", str(plain), "--duration", "5", "--start", "yesterday"]) == 2
+    assert _cli(["--out", str(tmp_path / "no" / "such" / "dir.tsv"), "--records", "5"]) == 1
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_generate_is_a_cfguard_command(tmp_path: Path) -> None:
