@@ -14,7 +14,12 @@ from consumer.realtime import RealtimeParser
 from consumer.traffic import Generator
 from consumer.traffic.vocab import REGIONS, cf_encode
 
-REFERENCE = Path("/work/shared/reference-logs/07_realtime_clo_kinesis_record_data.bin")
+REFERENCE = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "reference-logs"
+    / "07_realtime_clo_kinesis_record_data.bin"
+)
 F = POSITION
 
 
