@@ -139,7 +139,10 @@ def test_bundled_sample_is_reproducible_from_its_documented_command(tmp_path: Pa
     assert gzip.open(out).read() == gzip.open(S.path()).read()
     assert json.loads(lab.read_text()) == json.loads(S.labels_path().read_text())
     assert S.path().stat().st_size < 1_500_000
-    assert f"cfguard generate {' '.join(S.ARGS[:4])}" in Path("docs/traffic.md").read_text()
+    assert (
+        f"cfguard generate {' '.join(S.ARGS[:4])}"
+        in (Path(__file__).resolve().parents[2] / "docs" / "traffic.md").read_text()
+    )
 
 
 def test_bundled_sample_contains_every_scenario_strongly() -> None:
