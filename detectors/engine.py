@@ -213,9 +213,10 @@ class Engine:
         return out
 
     def state_bytes(self) -> int:
-        """Bytes held by the numpy state (stores, key tables' arrays, detectors' per-slot arrays)."""
+        """Bytes of the per-key state: stores, key tables (index, slot list), detectors' per-slot arrays.
+        Not counted: the key strings and the sparse re-emission dicts of flagged keys."""
         total = sum(s.nbytes() for s in self.stores.values())
-        total += sum(t.last_seen.nbytes for t in self.tables.values())
+        total += sum(t.nbytes() for t in self.tables.values())
         for d in self.detectors:
             for a in vars(d).values():
                 if isinstance(a, np.ndarray):

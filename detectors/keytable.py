@@ -114,6 +114,10 @@ class KeyTable:
     def __len__(self) -> int:
         return self.live
 
+    def nbytes(self) -> int:
+        """Bytes of the table's arrays and slot list (not the key strings themselves)."""
+        return self.last_seen.nbytes + self._th.nbytes + self._ts.nbytes + 8 * len(self.keys)
+
     def __contains__(self, key: str) -> bool:
         return self.slot_of(key) is not None
 

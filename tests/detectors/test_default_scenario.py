@@ -70,3 +70,23 @@ def test_restore_refuses_a_snapshot_of_another_configuration() -> None:
         fresh().restore(other.snapshot())
     with pytest.raises(ValueError, match="must be bytes"):
         fresh().restore({"not": "a snapshot"})
+
+
+def test_default_state_per_key_is_compact() -> None:
+    """Per-key bytes of the default set, measured on the arrays: about 200 per key per key type
+    (the <= 400 bytes per key budget also has to hold the key string and allocator slack)."""
+    import numpy as np
+
+    from detectors.batch import RecordBatch
+
+    n = 20_000
+    e = Engine.from_config(default_detectors(), StateConfig(max_keys=n), ["ip", "user"])
+    b = RecordBatch(time=np.full(n, 1_764_000_000.0))
+    b.numbers.update({"sc-status": np.full(n, 200.0), "sc-bytes": np.full(n, 1000.0)})
+    b.texts.update({"cs-uri-stem": ["/"] * n, "x-edge-result-type": ["Hit"] * n})
+    b.keys.update({"ip": [f"ip{i}" for i in range(n)], "user": [f"u{i}" for i in range(n)]})
+    e.process(b)
+    st = e.stats()
+    assert st["tracked_keys.ip"] == n and st["tracked_keys.user"] == n
+    per_key = st["state_bytes"] / (2 * n)
+    assert 150 <= per_key <= 260, per_key
