@@ -64,8 +64,16 @@ class RuleDetector(_Windowed):
             if sp.min_requests:
                 ok &= requests >= sp.min_requests
         out = []
+        distinct = CATALOG[sp.metric].kind == "distinct"
         for i, score in self.emitter.select(view, ok, value / sp.threshold):
-            ev = {"metric": sp.metric, "value": number(value[i]), "requests": number(requests[i])}
+            ev: dict[str, object] = {
+                "metric": sp.metric,
+                "value": number(value[i]),
+                "requests": number(requests[i]),
+            }
+            if distinct:  # a sketch estimate: an integer, and say so
+                ev["value"] = round(float(value[i]))
+                ev["estimated"] = True
             out.append(self._finding(view, i, score, ev))
         return out
 

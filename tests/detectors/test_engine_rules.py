@@ -111,6 +111,7 @@ def test_status_filter_with_distinct_uris_scanner() -> None:
     found = e.process(batch(scan, ["ip"]))
     assert len(found) == 1 and found[0].key == "a"
     assert 30 <= found[0].evidence["value"] <= 50  # sketch estimate of 40 distinct
+    assert isinstance(found[0].evidence["value"], int) and found[0].evidence["estimated"] is True
     assert found[0].evidence["requests"] == 40 and found[0].evidence["status"] == [403, 404]
 
 
