@@ -31,6 +31,10 @@ class _Windowed(WindowDetector):
 
     def _finding(self, view: StoreView, i: int, score: float, evidence: dict[str, object]) -> Finding:
         start, end = view.window_bounds(i)
+        if self.spec.sliding:
+            t = float(view.t[i])
+            evidence.update(sliding=True, aligned_window_start=start)
+            start, end = t - self.window_s, t
         evidence.update(window_start=start, window_end=end, **self.channel.describe())
         return Finding(
             key=view.key_of(i),
@@ -57,8 +61,12 @@ class RuleDetector(_Windowed):
 
     def evaluate(self, view: StoreView) -> list[Finding]:
         sp = self.spec
-        value = view.running(sp.metric)
-        requests = view.running("requests")
+        if sp.sliding:
+            value, prev, weight = view.sliding(sp.metric)
+            requests = view.sliding("requests")[0]
+        else:
+            value = view.running(sp.metric)
+            requests = view.running("requests")
         with np.errstate(invalid="ignore"):
             ok = value >= sp.threshold
             if sp.min_requests:
@@ -74,6 +82,10 @@ class RuleDetector(_Windowed):
             if distinct:  # a sketch estimate: an integer, and say so
                 ev["value"] = round(float(value[i]))
                 ev["estimated"] = True
+            if sp.sliding:
+                ev["current_window_value"] = number(view.running(sp.metric)[i])
+                ev["previous_window_value"] = number(prev[i])
+                ev["previous_weight"] = number(weight[i])
             out.append(self._finding(view, i, score, ev))
         return out
 
@@ -90,8 +102,12 @@ class RatioDetector(_Windowed):
 
     def evaluate(self, view: StoreView) -> list[Finding]:
         sp = self.spec
-        num = view.running(sp.numerator)
-        den = view.running(sp.denominator)
+        if sp.sliding:
+            num = view.sliding(sp.numerator)[0]
+            den = view.sliding(sp.denominator)[0]
+        else:
+            num = view.running(sp.numerator)
+            den = view.running(sp.denominator)
         ratio = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         ok = (den >= sp.min_requests) & (num >= sp.min_numerator) & (ratio >= sp.threshold)
         out = []

@@ -208,3 +208,29 @@ def test_missing_key_column_is_a_clear_error() -> None:
 def test_unknown_key_type_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="'flood' uses key type 'ip'"):
         Engine.from_config([FLOOD], StateConfig(), ["user"])
+
+
+def test_sliding_rule_weights_the_previous_window_by_the_part_still_inside() -> None:
+    spec = RuleSpec(name="sflood", key="ip", window="1m", metric="requests", threshold=10, sliding=True)
+    e = engine(spec)
+    rows = [{"t": 100.0 + i, "ip": "a"} for i in range(8)]  # 8 in [60,120): below 10
+    rows += [{"t": 125.0, "ip": "a"}, {"t": 126.0, "ip": "a"}, {"t": 127.0, "ip": "a"}]
+    found = e.process(batch(rows, ["ip"]))
+    # at 125: 1 + 8 * (1 - 5/60) = 8.33; at 126: 2 + 8 * 54/60 = 9.2; at 127: 3 + 8 * 53/60 = 10.07
+    assert [f.event_time for f in found] == [127.0]
+    f = found[0]
+    assert f.score == pytest.approx((3 + 8 * 53 / 60) / 10)
+    assert f.evidence["current_window_value"] == 3 and f.evidence["previous_window_value"] == 8
+    assert f.evidence["previous_weight"] == pytest.approx(53 / 60, abs=1e-6)
+    assert (
+        f.evidence["sliding"] is True
+        and f.evidence["window_start"] == 67.0
+        and f.evidence["window_end"] == 127.0
+    )
+    # the aligned rule misses this burst entirely (8 + 3 split over two windows)
+    assert engine(FLOOD.model_copy(update={"threshold": 10})).process(batch(rows, ["ip"])) == []
+
+
+def test_sliding_needs_a_sum_metric() -> None:
+    with pytest.raises(ValueError, match="'distinct_uris' is a distinct metric"):
+        RuleSpec(name="s", key="ip", metric="distinct_uris", threshold=10, sliding=True)

@@ -23,9 +23,13 @@ W = 60
 LATENESS = 40
 RULE = RuleSpec(name="bytes", key="ip", window="1m", metric="bytes_sent", threshold=5000, min_requests=2)
 RATIO = RatioSpec(name="nf", key="ip", window="1m", numerator="not_found", threshold=0.4, min_requests=3)
+SLIDE = RuleSpec(name="slide", key="ip", window="1m", metric="bytes_sent", threshold=7000, sliding=True)
+SLIDE_RATIO = RatioSpec(
+    name="snf", key="ip", window="1m", numerator="not_found", threshold=0.45, min_requests=4, sliding=True
+)
 
 
-def reference(times, keys, nbytes, status) -> list[tuple]:
+def reference(times, keys, nbytes, status, sliding: bool = False) -> list[tuple]:
     wm = -math.inf
     cur: dict[str, int] = {}
     counts: dict[tuple[str, int], list[float]] = {}  # (key, window) -> [requests, bytes, 404s]
@@ -50,6 +54,14 @@ def reference(times, keys, nbytes, status) -> list[tuple]:
         ratio = agg[2] / agg[0]
         if agg[0] >= RATIO.min_requests and ratio >= RATIO.threshold:
             checks.append(("nf", ratio / RATIO.threshold))
+        if sliding:
+            prev = counts.get((k, w - 1), [0.0, 0.0, 0.0])
+            weight = 1.0 - (t - w * W) / W
+            est = [a + p * weight for a, p in zip(agg, prev, strict=True)]
+            if est[1] >= SLIDE.threshold:
+                checks.append(("slide", est[1] / SLIDE.threshold))
+            if est[0] >= SLIDE_RATIO.min_requests and est[0] > 0 and est[2] / est[0] >= SLIDE_RATIO.threshold:
+                checks.append(("snf", est[2] / est[0] / SLIDE_RATIO.threshold))
         for name, score in checks:
             level = math.floor(math.log(score) / math.log(2.0))
             prev = last.get((name, k))
@@ -60,11 +72,12 @@ def reference(times, keys, nbytes, status) -> list[tuple]:
     return sorted(out)
 
 
-def random_stream(seed: int, n: int = 1500):
+def random_stream(seed: int, n: int = 1500, late: bool = True):
     rng = np.random.default_rng(seed)
     base = 1_764_000_000.0
     t = base + np.sort(rng.uniform(0, 600, n))
-    t = t + rng.uniform(-50, 0, n) * (rng.random(n) < 0.2)  # some records late (some beyond 40 s)
+    if late:
+        t = t + rng.uniform(-50, 0, n) * (rng.random(n) < 0.2)  # some records late (some beyond 40 s)
     keys = [f"k{i}" for i in rng.integers(0, 12, n).tolist()]
     nbytes = np.round(rng.exponential(400, n))
     nbytes[rng.random(n) < 0.05] = np.nan
@@ -72,8 +85,8 @@ def random_stream(seed: int, n: int = 1500):
     return t, keys, nbytes, status
 
 
-def run_engine(t, keys, nbytes, status, cuts) -> list[tuple]:
-    e = Engine.from_config([RULE, RATIO], StateConfig(allowed_lateness_s=LATENESS), ["ip"])
+def run_engine(t, keys, nbytes, status, cuts, specs=(RULE, RATIO)) -> list[tuple]:
+    e = Engine.from_config(list(specs), StateConfig(allowed_lateness_s=LATENESS), ["ip"])
     out = []
     bounds = [0, *cuts, len(keys)]
     for a, b in itertools.pairwise(bounds):
@@ -94,6 +107,19 @@ def test_engine_equals_the_record_at_a_time_reference(seed: int) -> None:
     for n_cuts in (0, 7, 60, 400):  # one batch, a few, many small ones
         cuts = sorted(rng.choice(np.arange(1, len(keys)), n_cuts, replace=False).tolist()) if n_cuts else []
         assert run_engine(t, keys, nbytes, status, cuts) == expected, n_cuts
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sliding_estimates_equal_the_reference_on_in_order_streams(seed: int) -> None:
+    """(In order: with late records the engine sees the previous window as of the end of the batch.)"""
+    t, keys, nbytes, status = random_stream(seed, late=False)
+    expected = reference(t.tolist(), keys, np.nan_to_num(nbytes).tolist(), status.tolist(), sliding=True)
+    assert any(f[2] == "slide" for f in expected) and any(f[2] == "snf" for f in expected)
+    rng = np.random.default_rng(2000 + seed)
+    for n_cuts in (0, 30, 300):
+        cuts = sorted(rng.choice(np.arange(1, len(keys)), n_cuts, replace=False).tolist()) if n_cuts else []
+        got = run_engine(t, keys, nbytes, status, cuts, specs=(RULE, RATIO, SLIDE, SLIDE_RATIO))
+        assert got == expected, n_cuts
 
 
 class _Collect:
