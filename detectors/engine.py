@@ -306,6 +306,12 @@ class Engine:
             new_idx = new_idx[np.argsort(first[new_idx], kind="stable")]  # slots in order of arrival
             shortfall = new_idx.size - table.room()
             if shortfall > 0:
+                if table.evicted_lru == 0:
+                    log.warning(
+                        "key type %r reached state.max_keys (%d): evicting least recently seen keys",
+                        kt,
+                        table.max_keys,
+                    )
                 victims = table.pick_lru(shortfall, us[us >= 0])
                 self._release(kt, table, victims, findings)
                 table.evicted_lru += int(victims.size)

@@ -156,7 +156,7 @@ def test_records_without_a_key_are_skipped_for_that_key_type_only() -> None:
     assert e.stats()["tracked_keys.user"] == 0 and e.stats()["tracked_keys.ip"] == 1
 
 
-def test_lru_eviction_forgets_the_least_recently_seen_key_first() -> None:
+def test_lru_eviction_forgets_the_least_recently_seen_key_first(caplog: pytest.LogCaptureFixture) -> None:
     e = engine(FLOOD, max_keys=3)
     e.process(batch([{"t": 60.0, "ip": "a"}, {"t": 61.0, "ip": "b"}, {"t": 62.0, "ip": "c"}], ["ip"]))
     e.process(batch([{"t": 63.0, "ip": "a"}] * 3, ["ip"]))  # a: 4 requests, now the most recent
@@ -169,6 +169,8 @@ def test_lru_eviction_forgets_the_least_recently_seen_key_first() -> None:
     found = e.process(batch([{"t": 66.0, "ip": "a"}] + [{"t": 66.0, "ip": "b"}] * 3, ["ip"]))
     assert [(f.key, f.evidence["value"]) for f in found] == [("a", 5)]  # b has 4: its old count is gone
     assert e.stats()["evicted_lru.ip"] == 2
+    full = [r for r in caplog.records if "reached state.max_keys" in r.getMessage()]
+    assert len(full) == 1 and "'ip'" in full[0].getMessage()  # once, naming the key type, no key
 
 
 def test_more_new_keys_in_one_batch_than_max_keys_is_processed_in_chunks() -> None:
