@@ -315,9 +315,9 @@ class WindowStore:
                 c_metrics[m] = np.concatenate((base[ga] + gtot[ga], prev[us[bp]], cur[us[bc]])).astype(
                     np.float64
                 )
-            old_cur = cur[us].astype(np.float64)
+            old_cur = cur_g[ustart].astype(np.float64)  # gs[ustart] == us: no second gather
             ncv = np.where(same, old_cur, 0.0)
-            npv = np.where(same, prev[us].astype(np.float64), np.where(one, old_cur, 0.0))
+            npv = np.where(same, prev_g[ustart].astype(np.float64), np.where(one, old_cur, 0.0))
             ncv[g_u[new_cur]] += gtot[new_cur]
             npv[g_u[new_prev]] += gtot[new_prev]
             cur[us] = ncv
