@@ -16,8 +16,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.blocks",
     "consumer.commands.config_cmd",
     "consumer.commands.generate",
+    "consumer.commands.local_stack",
     "consumer.commands.record",
     "consumer.commands.replay",
+    "consumer.commands.run",
 )
 
 

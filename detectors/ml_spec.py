@@ -86,9 +86,13 @@ class MLSpec(Strict):
     """One shared river anomaly model over per-key window feature vectors.
 
     The engine calls the detector when a key's window of length ``window`` closes (event time) and
-    the key made at least ``min_requests`` requests in it. The first ``warmup`` vectors are learned
-    and never flagged; after that a vector is flagged when its model score reaches
-    ``max(score_threshold_floor, threshold_factor * quantile(recent scores, quantile))``.
+    the key made at least ``min_requests`` requests in it. Nothing is emitted before ``warmup``
+    vectors were learned; after that a vector is flagged when its model score reaches
+    ``max(score_threshold_floor, threshold_factor * quantile(recent scores, quantile))``, and the
+    finding's score is model score / that threshold. Model scores are on a ratio scale (inverse
+    tree mass for HalfSpaceTrees, inverse density for LODA: see ``detectors.ml_models``), so a
+    finding's score of 3 reads "three times rarer than what sits at the threshold".
+    ``score_threshold_floor`` is in those model-score units.
     """
 
     type: Literal["ml"] = "ml"

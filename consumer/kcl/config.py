@@ -1,16 +1,90 @@
-"""KCL / deployment configuration.
+"""The ``kcl:`` section: where the stream is, how the MultiLangDaemon runs, checkpoints and snapshots.
 
-PLACEHOLDER owned by the KCL work: replace freely, keeping ``KclConfig``.
+Everything here is deployment configuration; none of it changes what is detected.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-class KclConfig(BaseModel):
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class CheckpointConfig(_Section):
+    """When the processor checkpoints (it always does on shutdownRequested and shardEnded)."""
+
+    every_records: int = Field(10_000, ge=1, description="checkpoint after this many records")
+    every_s: float = Field(60.0, gt=0, description="checkpoint when this many seconds passed (wall clock)")
+    max_retries: int = Field(5, ge=0, description="retries of a throttled checkpoint before waiting for next")
+    backoff_s: float = Field(0.2, ge=0, description="first retry delay; doubles on each retry")
+
+
+class SnapshotConfig(_Section):
+    """Where each shard's detector and action state is written before every checkpoint."""
+
+    store: Literal["local", "s3", "none"] = "local"
+    path: Path = Field(Path("state/snapshots"), description="directory for store=local")
+    bucket: str | None = Field(None, description="bucket for store=s3")
+    prefix: str = Field("cfguard/snapshots/", description="key prefix for store=s3")
+    s3_endpoint: str | None = Field(None, description="S3 endpoint override (local stack)")
+    keep: int = Field(3, ge=1, le=100, description="snapshots kept per shard; older ones are pruned")
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> SnapshotConfig:
+        if self.store == "s3" and not self.bucket:
+            raise ValueError("snapshots.bucket is required when snapshots.store is 's3'")
+        return self
+
+
+class KclConfig(_Section):
+    """The MultiLangDaemon's properties plus the record processor's checkpoint and snapshot policy."""
+
     stream_name: str = "cfguard-realtime-logs"
-    application_name: str = "cfguard"
+    application_name: str = Field("cfguard", description="also the name of the DynamoDB lease table")
     region: str = "us-east-1"
+    kinesis_endpoint: str | None = Field(None, description="endpoint override (local stack)")
+    dynamodb_endpoint: str | None = Field(None, description="endpoint override (local stack)")
+    worker_id: str | None = Field(
+        None, description="stable worker id (default: host name); a stable id makes restarts resume fast"
+    )
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    retrieval_mode: Literal["POLLING", "FANOUT"] = "POLLING"
+    efo_consumer_name: str | None = Field(None, description="enhanced fan-out consumer name (FANOUT)")
+    shutdown_grace_ms: int = Field(
+        20_000, ge=1000, description="time for processors to checkpoint on SIGTERM (0 would skip it)"
+    )
+    failover_time_ms: int = Field(10_000, ge=1000)
+    shard_sync_interval_ms: int = Field(
+        60_000, ge=1000, description="shard sync period; the first start also sleeps this long after its sync"
+    )
+    max_records: int = Field(10_000, ge=1, le=10_000, description="records per GetRecords call (POLLING)")
+    idle_time_between_reads_ms: int = Field(1000, ge=0, description="POLLING interval when caught up")
+    call_on_empty_batches: bool = Field(
+        True, description="call the processor on empty reads too (time-based checkpoints on idle shards)"
+    )
+    metrics_level: Literal["NONE", "SUMMARY", "DETAILED"] = "NONE"
+    cbor_enabled: bool = Field(True, description="false for the local stack (moto does not speak CBOR)")
+    java: str = Field("java", description="java executable")
+    extra_properties: dict[str, str] = Field(
+        default_factory=dict, description="more MultiLangDaemon properties, written as given"
+    )
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
+    status_dir: Path | None = Field(
+        None, description="if set, each shard's processor writes live stats and its decisions here"
+    )
+    pipeline_factory: str = Field(
+        "consumer.pipeline:Pipeline.from_config",
+        description="'module:callable' building one shard's pipeline from the Config",
+    )
+
+    @model_validator(mode="after")
+    def _efo(self) -> KclConfig:
+        if self.efo_consumer_name and self.retrieval_mode != "FANOUT":
+            raise ValueError("efo_consumer_name is only used with retrieval_mode FANOUT")
+        return self

@@ -1,0 +1,42 @@
+"""``cfguard run --config FILE``: the long-running consumer on the KCL MultiLangDaemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from consumer.commands._common import EXIT_USAGE, CommandError, add_config_arg, config_from_args, run_guarded
+from consumer.kcl.daemon import Daemon, processor_command, run_forwarding_signals
+from consumer.kcl.jars import KclNotInstalled
+from consumer.kcl.properties import render_properties
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="consume the Kinesis stream through the KCL MultiLangDaemon")
+    add_config_arg(p, required=True)
+    p.add_argument("--workdir", metavar="DIR", help="directory for the rendered .properties (default: temp)")
+    p.add_argument("--print-properties", action="store_true", help="print the KCL properties and exit")
+    p.set_defaults(func=lambda a: run_guarded(_run, a))
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    config_path = Path(args.config)
+    try:
+        executable = processor_command(config_path)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    if args.print_properties:
+        sys.stdout.write(render_properties(cfg.kcl, executable))
+        return 0
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cfguard-kcl-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    daemon = Daemon(cfg.kcl, config_path, workdir)
+    try:
+        code = run_forwarding_signals(daemon)
+    except KclNotInstalled as exc:
+        raise CommandError(str(exc)) from None
+    print(f"cfguard: KCL daemon exited with code {code}", file=sys.stderr)
+    return code

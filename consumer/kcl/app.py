@@ -1,0 +1,92 @@
+"""The executable the MultiLangDaemon starts per shard lease: ``python -m consumer.kcl.app --config F``.
+
+File descriptor 1 is the KCL protocol channel and nothing else: at startup it is duplicated for the
+protocol and fd 1 (and ``sys.stdout``) are pointed at stderr, so a stray print or a library writing
+to stdout cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def protect_stdout() -> Any:
+    """Return a text file on the original stdout for the protocol; everything else goes to stderr."""
+    sys.stdout.flush()
+    proto_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(proto_fd, "w", buffering=1, encoding="utf-8")
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ValueError(f"kcl.pipeline_factory must be 'module:callable', got {path!r}")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"kcl.pipeline_factory {path!r} is not callable")
+    return obj
+
+
+def parents_lookup(kcl_cfg: Any) -> Callable[[str], list[str]]:
+    """Parent shard ids from ListShards (for child shards after a resharding)."""
+
+    def parents_of(shard_id: str) -> list[str]:
+        import boto3
+
+        args: dict[str, Any] = {"region_name": kcl_cfg.region}
+        if kcl_cfg.kinesis_endpoint:
+            args["endpoint_url"] = kcl_cfg.kinesis_endpoint
+        client = boto3.client("kinesis", **args)
+        shards: list[dict[str, Any]] = []
+        kw: dict[str, Any] = {"StreamName": kcl_cfg.stream_name}
+        while True:
+            page = client.list_shards(**kw)
+            shards += page["Shards"]
+            if not page.get("NextToken"):
+                break
+            kw = {"NextToken": page["NextToken"]}
+        for s in shards:
+            if s["ShardId"] == shard_id:
+                return [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p]
+        return []
+
+    return parents_of
+
+
+def main(argv: list[str] | None = None) -> int:
+    protocol_out = protect_stdout()
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    p = argparse.ArgumentParser(prog="cfguard-kcl-processor")
+    p.add_argument("--config", metavar="FILE")
+    args = p.parse_args(argv)
+
+    from amazon_kclpy import kcl
+
+    from consumer import snapshots
+    from consumer.config import load_config
+    from consumer.kcl.processor import ShardProcessor
+
+    cfg = load_config(args.config)
+    factory = resolve(cfg.kcl.pipeline_factory)
+    store = snapshots.open_store(cfg.kcl.snapshots, cfg.kcl.region)
+    processor = ShardProcessor(cfg.kcl, lambda: factory(cfg), store, parents_of=parents_lookup(cfg.kcl))
+    kcl.KCLProcess(processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

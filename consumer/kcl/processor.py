@@ -1,0 +1,254 @@
+"""The record processor one KCL child process runs for one shard lease (amazon_kclpy v3 interface).
+
+Per batch: decode and de-aggregate the records, drop those already covered by the restored snapshot,
+run the lines through the pipeline. Checkpoints (every N records or T seconds, and always on
+shutdownRequested and shardEnded, never on leaseLost) go: flush actions -> write the snapshot
+tagged with the last position -> checkpoint at that position. A checkpoint therefore never points
+past state that is not saved, and a restart resumes from the checkpoint with the state that saw it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from amazon_kclpy.v3 import processor as kcl_processor
+
+from consumer import snapshots
+from consumer.kcl.checkpoint import CheckpointPolicy, Outcome, checkpoint_with_retry
+from consumer.kcl.config import KclConfig
+from consumer.kcl.records import Position, decode, parse_position
+from consumer.kcl.status import StatusWriter
+
+log = logging.getLogger(__name__)
+
+
+class PipelineLike(Protocol):
+    def process(self, lines: Sequence[bytes | str], source: str = "") -> list[Any]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def snapshot(self) -> bytes: ...
+    def restore(self, blob: bytes) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+class ShardProcessor(kcl_processor.RecordProcessorBase):
+    def __init__(
+        self,
+        cfg: KclConfig,
+        pipeline_factory: Callable[[], PipelineLike],
+        store: snapshots.SnapshotStore | None,
+        *,
+        parents_of: Callable[[str], list[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = cfg
+        self.pipeline_factory = pipeline_factory
+        self.store = store
+        self.parents_of = parents_of
+        self.clock = clock
+        self.sleep = sleep
+        self.policy = CheckpointPolicy(cfg.checkpoint, clock)
+        self.shard_id = ""
+        self.pipeline: PipelineLike | None = None
+        self.covered: Position | None = None  # user records at or before this are in the restored state
+        self.last_user: Position | None = None  # last user record processed (snapshot tag)
+        self.last_delivered: tuple[str, int] | None = None  # last record as the daemon sent it (checkpoint)
+        self.checkpointing = True
+        self.status: StatusWriter | None = None
+        self.counters = {
+            "records": 0,
+            "skipped_redelivered": 0,
+            "undecodable": 0,
+            "batch_errors": 0,
+            "decisions": 0,
+            "checkpoints": 0,
+            "checkpoint_failures": 0,
+            "snapshot_failures": 0,
+        }
+        self.millis_behind_latest: int | None = None
+        self.restored_from: str | None = None
+        self.started = clock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def initialize(self, initialize_input: Any) -> None:
+        self.shard_id = initialize_input.shard_id
+        checkpoint = parse_position(initialize_input.sequence_number, initialize_input.sub_sequence_number)
+        self.pipeline = self.pipeline_factory()
+        if self.cfg.status_dir is not None:
+            self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
+        self._restore(checkpoint, initialize_input.sequence_number)
+        log.info(
+            "shard %s: starting at %s%s",
+            self.shard_id,
+            initialize_input.sequence_number,
+            f", state restored from {self.restored_from}" if self.restored_from else "",
+        )
+        self._publish(force=True)
+
+    def _restore(self, checkpoint: Position | None, raw: str | None) -> None:
+        assert self.pipeline is not None
+        if self.store is None:
+            return
+        try:
+            snap = snapshots.load_for(self.store, self.shard_id, checkpoint)
+        except Exception as exc:
+            log.error("shard %s: cannot list snapshots (%s); starting with empty state", self.shard_id, exc)
+            return
+        if snap is not None:
+            self.pipeline.restore(snap.blob)
+            self.covered = snap.position
+            self.restored_from = f"{self.shard_id}@{snap.position[0]}.{snap.position[1]}"
+            if checkpoint is not None and snap.position < checkpoint:
+                log.warning(
+                    "shard %s: newest snapshot is before the checkpoint: records in between are not in "
+                    "the restored state",
+                    self.shard_id,
+                )
+            return
+        if checkpoint is None and raw in (None, "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP") and self.parents_of:
+            self._restore_from_parents()
+
+    def _restore_from_parents(self) -> None:
+        assert self.pipeline is not None and self.store is not None and self.parents_of is not None
+        try:
+            parents = self.parents_of(self.shard_id)
+        except Exception as exc:
+            log.warning("shard %s: cannot look up parent shards (%s)", self.shard_id, exc)
+            return
+        found = [(p, s) for p in parents if (s := snapshots.latest(self.store, p)) is not None]
+        if not found:
+            return
+        parent, snap = found[0]
+        self.pipeline.restore(snap.blob)
+        self.restored_from = f"parent {parent}@{snap.position[0]}.{snap.position[1]}"
+        if len(found) > 1:
+            log.warning(
+                "shard %s: merged from %s; state of %s is not merged (one snapshot is restored)",
+                self.shard_id,
+                ", ".join(p for p, _ in found),
+                ", ".join(p for p, _ in found[1:]),
+            )
+
+    def process_records(self, process_records_input: Any) -> None:
+        assert self.pipeline is not None
+        records = process_records_input.records
+        self.millis_behind_latest = process_records_input.millis_behind_latest
+        if records:
+            last = records[-1]
+            self.last_delivered = (str(last.get("sequenceNumber")), int(last.get("subSequenceNumber") or 0))
+        d = decode(records, self.covered)
+        c = self.counters
+        c["undecodable"] += d.undecodable
+        c["skipped_redelivered"] += d.skipped
+        if d.lines:
+            try:
+                decisions = self.pipeline.process(d.lines, self.shard_id)
+            except Exception:
+                c["batch_errors"] += 1
+                log.exception(
+                    "shard %s: pipeline failed on a batch of %d records (%s..%s); batch counted as failed",
+                    self.shard_id,
+                    len(d.lines),
+                    d.positions[0][0],
+                    d.positions[-1][0],
+                )
+                decisions = []
+            c["records"] += len(d.lines)
+            self.last_user = d.positions[-1]
+            if decisions:
+                c["decisions"] += len(decisions)
+                if self.status is not None:
+                    self.status.decisions(decisions, {"shard_id": self.shard_id})
+        self.policy.record(len(d.lines) + d.skipped)
+        if self.policy.due():
+            self._checkpoint(process_records_input.checkpointer, "periodic")
+        self._publish(force=bool(d.lines))
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        """Another worker owns the shard now: deliver pending actions, never checkpoint."""
+        log.info("shard %s: lease lost; not checkpointing", self.shard_id)
+        self.checkpointing = False
+        self._close()
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        """Resharding: save the final state for the children, then checkpoint SHARD_END (required)."""
+        self._checkpoint(shard_ended_input.checkpointer, "shard end", shard_end=True)
+        self._close()
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        self._checkpoint(shutdown_requested_input.checkpointer, "shutdown requested")
+        self._close()
+
+    # -- checkpointing -------------------------------------------------------------------------
+
+    def _checkpoint(self, checkpointer: Any, why: str, shard_end: bool = False) -> bool:
+        assert self.pipeline is not None
+        if not self.checkpointing:
+            return False
+        try:
+            self.pipeline.flush()
+        except Exception:
+            log.exception("shard %s: flushing actions failed before a checkpoint", self.shard_id)
+        tag = self.last_user or self.covered
+        if self.store is not None and tag is not None and (tag != self.covered or shard_end):
+            snap = snapshots.Snapshot(self.shard_id, tag, self.pipeline.snapshot(), final=shard_end)
+            try:
+                snapshots.save_and_prune(self.store, snap, self.cfg.snapshots.keep)
+                self.covered = tag
+            except Exception as exc:
+                self.counters["snapshot_failures"] += 1
+                if not shard_end:
+                    log.error("shard %s: snapshot write failed (%s); not checkpointing", self.shard_id, exc)
+                    return False
+                log.error("shard %s: final snapshot write failed (%s)", self.shard_id, exc)
+        if shard_end:
+            seq, sub = None, None  # no argument: SHARD_END
+        elif self.last_delivered is None:
+            return True  # nothing delivered since start: nothing to checkpoint
+        else:
+            seq, sub = self.last_delivered
+        outcome = checkpoint_with_retry(checkpointer, seq, sub, self.cfg.checkpoint, self.sleep)
+        if outcome is Outcome.DONE:
+            self.counters["checkpoints"] += 1
+            self.policy.done()
+            log.info("shard %s: checkpoint (%s) at %s", self.shard_id, why, seq or "SHARD_END")
+            self._publish(force=True)
+            return True
+        self.counters["checkpoint_failures"] += 1
+        if outcome is Outcome.STOPPED:
+            self.checkpointing = False
+        return False
+
+    def _close(self) -> None:
+        if self.pipeline is None:
+            return
+        try:
+            self.pipeline.close()
+        except Exception:
+            log.exception("shard %s: closing the pipeline failed", self.shard_id)
+        self._publish(force=True, closed=True)
+
+    def _publish(self, force: bool = False, closed: bool = False) -> None:
+        if self.status is None or self.pipeline is None:
+            return
+        try:
+            pstats = self.pipeline.stats()
+        except Exception:
+            pstats = {}
+        self.status.update(
+            {
+                **self.counters,
+                "millis_behind_latest": self.millis_behind_latest,
+                "restored_from": self.restored_from,
+                "covered": list(self.covered) if self.covered else None,
+                "uptime_s": round(self.clock() - self.started, 3),
+                "closed": closed,
+                "pipeline": pstats,
+            },
+            force=force,
+        )
