@@ -108,6 +108,16 @@ class Engine:
             first = det.needs()[0]
             if det.evaluates:
                 self.evaluators.setdefault((kt, first.channel, first.window_s), []).append(i)
+        longest = max(plan, key=lambda sk: sk[2], default=None)
+        if longest is not None and state.idle_timeout_s < longest[2] + state.allowed_lateness_s:
+            name = next(
+                d.spec.name for d in self.detectors if any(n.window_s == longest[2] for n in d.needs())
+            )
+            raise ValueError(
+                f"state.idle_timeout_s ({state.idle_timeout_s}) is shorter than the longest detector window "
+                f"({longest[2]} s, detector {name!r}) plus state.allowed_lateness_s "
+                f"({state.allowed_lateness_s}): keys would be forgotten before their window ends"
+            )
         for kt in self.by_key_type:
             self.tables[kt] = KeyTable(state.max_keys)
         for sk, (sums, distincts, sub) in plan.items():

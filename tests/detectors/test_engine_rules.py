@@ -236,3 +236,10 @@ def test_sliding_rule_weights_the_previous_window_by_the_part_still_inside() -> 
 def test_sliding_needs_a_sum_metric() -> None:
     with pytest.raises(ValueError, match="'distinct_uris' is a distinct metric"):
         RuleSpec(name="s", key="ip", metric="distinct_uris", threshold=10, sliding=True)
+
+
+def test_idle_timeout_shorter_than_a_window_is_refused_naming_the_detector() -> None:
+    daily = RuleSpec(name="daily_cap", key="ip", window="24h", metric="bytes_sent", threshold=1e9)
+    with pytest.raises(ValueError, match=r"idle_timeout_s \(3600\).*'daily_cap'"):
+        engine(FLOOD, daily, idle_timeout_s=3600)
+    assert engine(FLOOD, daily, idle_timeout_s=86400 + 60).stats()["records"] == 0
