@@ -192,6 +192,10 @@ class Engine:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, obj: object) -> None:
+        """Continue from a snapshot. Same configuration: exactly where it stood. Changed configuration
+        (thresholds tuned, detectors added or removed): what is still compatible is kept (a key
+        type's keys, a store with the same key type, filter, window and metrics, a detector's state
+        when its name and state layout match) and the rest starts empty; each reset is logged."""
         if not isinstance(obj, bytes | bytearray):
             raise ValueError(
                 f"engine snapshot must be bytes from Engine.snapshot(), got {type(obj).__name__}"
@@ -199,15 +203,60 @@ class Engine:
         state = pickle.loads(obj)
         if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION:
             raise ValueError("engine snapshot has an unknown format or version")
-        if state["fingerprint"] != self._fingerprint:
-            raise ValueError("engine snapshot was taken with a different detector/state configuration")
-        self.detectors = state["detectors"]
-        self.tables = state["tables"]
-        self.stores = state["stores"]
-        self.filters = state["filters"]
         self.watermark = state["watermark"]
         self.last_sweep = state["last_sweep"]
         self.counters = state["counters"]
+        if state["fingerprint"] == self._fingerprint:
+            self.detectors = state["detectors"]
+            self.tables = state["tables"]
+            self.stores = state["stores"]
+            self.filters = state["filters"]
+            return
+        self._restore_compatible(state)
+
+    def _restore_compatible(self, state: dict[str, Any]) -> None:
+        kept: list[str] = []
+        reset: list[str] = []
+        for kt in self.tables:
+            old = state["tables"].get(kt)
+            if old is not None and old.next_slot <= self.state.max_keys:
+                old.max_keys = self.state.max_keys
+                self.tables[kt] = old
+                kept.append(f"keys of {kt!r}")
+            elif old is not None:
+                reset.append(f"keys of {kt!r} (more slots used than the new max_keys)")
+        for sk, store in self.stores.items():
+            old = state["stores"].get(sk)
+            kt_kept = state["tables"].get(sk[0]) is self.tables[sk[0]]
+            if (
+                kt_kept
+                and old is not None
+                and (old.sums, old.distincts, old.subscribed)
+                == (store.sums, store.distincts, store.subscribed)
+            ):
+                self.stores[sk] = old
+            else:
+                if kt_kept:
+                    what = f"{sk[2]} s window of {sk[0]!r} {sk[1].describe() or ''}".rstrip()
+                    reset.append(f"{what} ({'new' if old is None else 'changed'})")
+                store.grow(self.tables[sk[0]].capacity)
+        old_dets = {d.spec.name: d for d in state["detectors"]}
+        for i, det in enumerate(self.detectors):
+            old = old_dets.get(det.spec.name)
+            table = self.tables[det.spec.key]
+            if state["tables"].get(det.spec.key) is table:
+                if old is not None and old.spec == det.spec:
+                    self.detectors[i] = old
+                    continue
+                if old is not None and type(old) is type(det) and det.adopt(old):
+                    continue
+                reset.append(f"detector {det.spec.name!r} ({'new' if old is None else 'changed'})")
+            det.grow(table.capacity)
+        log.warning(
+            "engine snapshot from another configuration: kept %s; started empty: %s",
+            ", ".join(kept) or "nothing",
+            ", ".join(reset) or "nothing",
+        )
 
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self.counters)

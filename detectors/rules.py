@@ -29,6 +29,20 @@ class _Windowed(WindowDetector):
     def reset(self, slots: np.ndarray) -> None:
         self.emitter.reset(slots)
 
+    def adopt(self, old: WindowDetector) -> bool:
+        """Thresholds, modes and minimums may change: the record of what was already emitted holds
+        as long as the counted windows are the same (key, filter, window)."""
+        o = old.spec
+        if (o.key, o.window, o.path, o.status) != (
+            self.spec.key,
+            self.spec.window,
+            self.spec.path,
+            self.spec.status,
+        ):
+            return False
+        self.emitter.last = old.emitter.last  # type: ignore[attr-defined]
+        return True
+
     def _finding(self, view: StoreView, i: int, score: float, evidence: dict[str, object]) -> Finding:
         start, end = view.window_bounds(i)
         if self.spec.sliding:
