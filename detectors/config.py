@@ -32,6 +32,11 @@ class StateConfig(Strict):
     allowed_lateness_s: int = Field(
         60, ge=0, description="records older than the newest minus this are dropped"
     )
+    max_future_s: int = Field(
+        86_400,
+        gt=0,
+        description="records this far ahead of the stream's event time are dropped as corrupt (counted)",
+    )
 
 
 class _WindowedSpec(Strict):

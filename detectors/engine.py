@@ -130,7 +130,14 @@ class Engine:
         self.watermark = -math.inf
         self.last_sweep = -math.inf
         self.sweep_every_s = max(1.0, min(state.idle_timeout_s / 8, 3600.0))
-        self.counters = {"records": 0, "late_accepted": 0, "late_dropped": 0, "bad_time": 0, "findings": 0}
+        self.counters = {
+            "records": 0,
+            "late_accepted": 0,
+            "late_dropped": 0,
+            "future_dropped": 0,
+            "bad_time": 0,
+            "findings": 0,
+        }
         self._fingerprint = self._make_fingerprint()
 
     @classmethod
@@ -289,6 +296,17 @@ class Engine:
         t = np.asarray(batch.time, dtype=np.float64)
         L = self.state.allowed_lateness_s
         finite = np.isfinite(t)
+        c = self.counters
+        # A few records far ahead of everything else (corrupt timestamps) must not drag the
+        # watermark along, or every later record would be "too late". In the sorted times (after the
+        # watermark), the first gap longer than max_future_s splits the batch: if at most 1% of it
+        # (at least one record) lies beyond, those records are dropped and counted; if more do, the
+        # stream really jumped (a quiet period, a replay of another day) and all are kept.
+        if finite.any():
+            future = self._future_outliers(t, finite)
+            if future is not None:
+                c["future_dropped"] += int(future.sum())
+                finite &= ~future
         tf = np.where(finite, t, -np.inf)
         acc = np.maximum.accumulate(tf)
         before = np.empty(n)
@@ -297,11 +315,10 @@ class Engine:
         late = finite & (t < before)
         too_late = late & (t < before - L)
         ok = finite & ~too_late
-        c = self.counters
         c["records"] += n
         c["late_accepted"] += int((late & ~too_late).sum())
         c["late_dropped"] += int(too_late.sum())
-        c["bad_time"] += int((~finite).sum())
+        c["bad_time"] += int((~np.isfinite(t)).sum())
         self.watermark = max(self.watermark, float(acc[-1]))
 
         bv = BatchValues(batch)
@@ -332,6 +349,18 @@ class Engine:
         c["findings"] += len(findings)
         findings.sort(key=lambda f: f.event_time)
         return findings
+
+    def _future_outliers(self, t: np.ndarray, finite: np.ndarray) -> np.ndarray | None:
+        st = np.sort(t[finite])
+        chain = st if not math.isfinite(self.watermark) else np.concatenate(([self.watermark], st))
+        gaps = np.flatnonzero(np.diff(chain) > self.state.max_future_s)
+        if gaps.size == 0:
+            return None
+        cut = float(chain[gaps[0] + 1])
+        beyond = finite & (t >= cut)
+        if int(beyond.sum()) > max(1, t.size // 100):
+            return None
+        return beyond
 
     def _dispatch(self, sk: StoreKey, cw: ClosedWindows, table: KeyTable) -> list[Finding]:
         out: list[Finding] = []

@@ -243,3 +243,31 @@ def test_idle_timeout_shorter_than_a_window_is_refused_naming_the_detector() -> 
     with pytest.raises(ValueError, match=r"idle_timeout_s \(3600\).*'daily_cap'"):
         engine(FLOOD, daily, idle_timeout_s=3600)
     assert engine(FLOOD, daily, idle_timeout_s=86400 + 60).stats()["records"] == 0
+
+
+def test_a_corrupt_future_timestamp_does_not_drag_the_watermark() -> None:
+    e = engine(FLOOD, allowed_lateness_s=30, max_future_s=3600)
+    rows = [{"t": 1000.0 + i, "ip": "a"} for i in range(3)] + [{"t": 4_000_000_000.0, "ip": "a"}]
+    e.process(batch(rows, ["ip"]))
+    st = e.stats()
+    assert st["future_dropped"] == 1 and st["watermark"] == 1002.0
+    found = e.process(batch([{"t": 1003.0, "ip": "a"}, {"t": 1004.0, "ip": "a"}], ["ip"]))
+    assert [(f.event_time, f.evidence["value"]) for f in found] == [(1004.0, 5)]  # still counted
+    assert e.stats()["late_dropped"] == 0
+
+
+def test_a_real_gap_in_the_stream_moves_the_watermark_on() -> None:
+    e = engine(FLOOD, allowed_lateness_s=30, max_future_s=3600)
+    e.process(batch([{"t": 1000.0, "ip": "a"}], ["ip"]))
+    later = 1000.0 + 3 * 86400  # the whole next batch is three days on: a gap, not corruption
+    found = e.process(batch([{"t": later + i, "ip": "a"} for i in range(5)], ["ip"]))
+    assert [f.event_time for f in found] == [later + 4]
+    assert e.stats()["future_dropped"] == 0 and e.stats()["watermark"] == later + 4
+
+
+def test_a_sparse_batch_spanning_days_is_not_mistaken_for_corruption() -> None:
+    e = engine(FLOOD, allowed_lateness_s=30, max_future_s=3600)
+    rows = [{"t": 1000.0 + 7200.0 * i, "ip": f"k{i}"} for i in range(100)]  # one record every 2 h
+    e.process(batch(rows, ["ip"]))
+    st = e.stats()
+    assert st["future_dropped"] == 0 and st["late_dropped"] == 0 and st["watermark"] == 1000.0 + 7200.0 * 99
