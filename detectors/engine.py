@@ -351,7 +351,11 @@ class Engine:
         return findings
 
     def _future_outliers(self, t: np.ndarray, finite: np.ndarray) -> np.ndarray | None:
-        st = np.sort(t[finite])
+        tf = t[finite]
+        low = float(tf.min()) if not math.isfinite(self.watermark) else min(self.watermark, float(tf.min()))
+        if float(tf.max()) - low <= self.state.max_future_s:
+            return None  # the usual case: no gap can be that long
+        st = np.sort(tf)
         chain = st if not math.isfinite(self.watermark) else np.concatenate(([self.watermark], st))
         gaps = np.flatnonzero(np.diff(chain) > self.state.max_future_s)
         if gaps.size == 0:
