@@ -151,3 +151,4 @@ def test_two_workers_split_shards_and_survive_sigkill(local_stack: StackInfo, tm
         total += p.records
     assert total == 600
     assert any(final[s]["restored_from"] for s in held_by_b)  # b's shards resumed from its snapshots
+
