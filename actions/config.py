@@ -91,9 +91,6 @@ class GuardConfig(_Section):
     cooldown_s: int = Field(
         300, ge=0, description="after a block (at least) or an alert, the same key is not acted on again"
     )
-    ip_key_types: tuple[str, ...] = Field(
-        ("ip",), description="key types whose keys are IP addresses/prefixes"
-    )
     max_tracked_keys: int = Field(200_000, ge=1, description="bound on per-key guard state (oldest dropped)")
     allowlist: AllowlistConfig = AllowlistConfig()
     escalation: EscalationConfig = EscalationConfig()

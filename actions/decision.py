@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Action = Literal["block", "alert", "shadow", "refused"]
@@ -43,7 +43,6 @@ class Decision:
     offence: int = 0  # the key's n-th block (escalation), 0 when not a block
     mode: str = "block"  # the detector's configured mode
     dry_run: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         """JSON-able, one decision line (``cfguard replay --decisions-out``)."""
@@ -66,6 +65,4 @@ class Decision:
             "offence": self.offence,
             "dry_run": self.dry_run,
         }
-        if self.extra:
-            rec["extra"] = self.extra
         return rec

@@ -3,9 +3,10 @@
 ``enqueue`` never waits: when the queue is full the payload goes straight to the durable spool. The
 worker delivers queued payloads (with the action's retries); a payload whose retries are exhausted
 is spooled. When the queue is idle the worker drains the spool every ``retry_interval_s``, one
-attempt per entry, stopping at the first failure (the outage is not over). An entry the Lambda
-rejects as invalid, or one that failed ``max_attempts`` drains, moves to the SQS dead-letter queue
-when one is configured (and stays in the local spool otherwise).
+attempt per entry, stopping at the first failure (the outage is not over). When an SQS dead-letter
+queue is configured, an entry the Lambda rejects as invalid, or one that failed ``max_attempts``
+drains, moves there; without one, failed entries are retried indefinitely and rejected ones stay
+in the local spool (counted in ``spool.pending``) for an operator.
 
 Every payload handed to ``enqueue`` is counted exactly once as ``delivered`` or ``spooled.<why>``;
 spooled entries are later counted once as ``spool.redelivered`` or ``spool.dead_lettered``.
@@ -56,7 +57,7 @@ class Delivery:
         self._inflight: dict[str, Any] | None = None
         self._spooled_inflight: set[str] = set()
         self._next_drain = 0.0  # monotonic; drain at once on start: entries left by a previous run
-        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -155,9 +156,13 @@ class Delivery:
         changed: dict[str, dict[str, Any]] = {}
         for e in entries:
             ikey = e["idempotency_key"]
-            if e.get("reason") != "rejected" and e.get("attempts", 0) < self.spool_max_attempts:
-                if only is None and not self.q.empty():
-                    break  # fresh decisions first
+            # Without a dead-letter queue nothing is given up on: failed entries are retried forever.
+            give_up = e.get("reason") == "rejected" or (
+                self.dead_letter is not None and e.get("attempts", 0) >= self.spool_max_attempts
+            )
+            if not give_up:
+                if only is None and (self._stopping.is_set() or not self.q.empty()):
+                    break  # fresh decisions first; and a closing runner does not start new calls
                 out: Outcome = self.action.deliver(e["payload"], max_attempts=1)
                 if out.status == "delivered":
                     done.add(ikey)
@@ -167,7 +172,9 @@ class Delivery:
                 if out.status == "rejected":
                     e["reason"] = "rejected"
                 changed[ikey] = e
-                if out.status == "failed" and e["attempts"] < self.spool_max_attempts:
+                if out.status == "failed" and (
+                    self.dead_letter is None or e["attempts"] < self.spool_max_attempts
+                ):
                     break  # still failing: the outage is not over
             if self.dead_letter is not None:
                 err = self.dead_letter.send(e)
@@ -217,6 +224,7 @@ class Delivery:
             return
         self.flush()
         self._closed = True
+        self._stopping.set()
         if self._thread is not None:
             self.q.put(_STOP)
             self._thread.join(timeout=self.action.cfg.read_timeout_s + 5)

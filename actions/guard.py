@@ -8,6 +8,9 @@ blocks downgrades to alerts). ``alert`` findings get the allowlist and a per-det
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +23,24 @@ from actions.decision import Decision
 from actions.idempotency import idempotency_key
 from actions.key_state import AlertMemory, KeyStates
 from detectors.finding import Finding
+
+log = logging.getLogger(__name__)
+
+_KEY_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _deliverable(f: Finding) -> bool:
+    """What the block payload model will accept: checked here so a bad finding is refused, counted."""
+    return (
+        0 < len(f.key) <= 4096
+        and bool(_KEY_TYPE.match(f.key_type))
+        and 0 < len(f.detector) <= 128
+        and 0 < len(f.window) <= 32
+        and math.isfinite(f.score)
+        and f.score >= 0
+        and math.isfinite(f.threshold)
+        and math.isfinite(f.event_time)
+    )
 
 
 class Guard:
@@ -34,6 +55,7 @@ class Guard:
         self.keys = KeyStates(cfg.max_tracked_keys)
         self.alerted = AlertMemory(cfg.max_tracked_keys)
         self.counts: Counter[str] = Counter()  # "action" and "action.reason"
+        self._last_reminder = float("-inf")
 
     def decide(self, f: Finding) -> Decision:
         d = self._decide(f)
@@ -69,6 +91,10 @@ class Guard:
     def _decide(self, f: Finding) -> Decision:
         if f.mode == "shadow":
             return self._make(f, "shadow", "shadow_mode")
+        if f.mode not in ("block", "alert"):
+            return self._make(f, "refused", "unknown_mode")
+        if not _deliverable(f):
+            return self._make(f, "refused", "invalid_finding")
         why = self.allowlist.match(f.key_type, f.key)
         if why is not None:
             return self._make(f, "refused", why)
@@ -89,6 +115,7 @@ class Guard:
         if st is not None and t < st.blocked_until:
             return self._make(f, "refused", "cooldown")
         if not self.breaker.allow(t):
+            self._remind()
             return self._alert(f, "circuit_breaker_open")
         st = self.keys.touch(f.key_type, f.key)
         if t - st.last_block > self.cfg.escalation.memory_s:
@@ -102,6 +129,18 @@ class Guard:
         st.last_idempotency_key = ikey
         self.breaker.record_block(t)
         return self._make(f, "block", "threshold", offence=offence, ikey=ikey, block_duration_s=duration)
+
+    def _remind(self) -> None:
+        """While the breaker is open, say so again at most once a minute (wall clock)."""
+        self.counts["breaker_downgraded"] += 1
+        now = self.wall()
+        if now - self._last_reminder >= 60.0:
+            self._last_reminder = now
+            log.error(
+                "circuit breaker still open: %d block(s) downgraded to alerts so far; reset with "
+                "`cfguard blocks reset-breaker` or wait for the timeout",
+                self.counts["breaker_downgraded"],
+            )
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -77,7 +77,12 @@ def lambda_client(cfg: BlockLambdaConfig) -> Any:
         read_timeout=cfg.read_timeout_s,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
-    return boto3.client("lambda", region_name=cfg.region, endpoint_url=cfg.endpoint_url, config=conf)
+    try:
+        return boto3.client("lambda", region_name=cfg.region, endpoint_url=cfg.endpoint_url, config=conf)
+    except BotoCoreError as exc:  # e.g. no region anywhere: a configuration error, said as one
+        raise ValueError(
+            f"actions.block: cannot create the Lambda client ({exc}); set actions.block.region"
+        ) from None
 
 
 class LambdaAction:

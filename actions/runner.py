@@ -48,6 +48,7 @@ class ActionRunner:
         self.guard = Guard(cfg.guard, wall=clock, dry_run=self.dry_run)
         self.alerts: AlertSink | None = None
         self.delivery: Delivery | None = None
+        self.invalid_payloads = 0
         if self.dry_run:
             return
         if cfg.alert.enabled:
@@ -75,7 +76,13 @@ class ActionRunner:
             out.append(d)
             if d.action == "block":
                 if self.delivery is not None:
-                    self.delivery.enqueue(build_payload(d))
+                    try:
+                        payload = build_payload(d)
+                    except ValueError:  # the guard checks findings; this is the last line of defence
+                        log.exception("block %s: payload invalid, not delivered", d.idempotency_key)
+                        self.invalid_payloads += 1
+                    else:
+                        self.delivery.enqueue(payload)
                 if d.offence > 1 and log.isEnabledFor(logging.INFO):
                     log.info(
                         "repeat block of %s %s (offence %d, %d s)",
@@ -116,4 +123,5 @@ class ActionRunner:
             out["alerts.written"] = self.alerts.written
         if self.delivery is not None:
             out.update(self.delivery.stats())
+            out["delivery.invalid_payload"] = self.invalid_payloads
         return out

@@ -169,7 +169,10 @@ class LineParser:
             cols, positions, bad = self._chunk(chunk)
             for name, col in cols.items():
                 out[name].append(col)
-            kept.extend(p + start for p in positions)
+            if len(positions) == len(chunk):  # all kept, in order
+                kept.extend(range(start, start + len(chunk)))
+            else:
+                kept.extend(p + start for p in positions)
             malformed.extend(bad)
         result: dict[str, np.ndarray | list[str | None]] = {}
         for c in self.columns:

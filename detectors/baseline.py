@@ -105,13 +105,26 @@ class BaselineDetector(WindowDetector):
     def on_close(self, closed: ClosedWindows, keys: list[str | None]) -> list[Finding]:
         slots = closed.slots
         x = closed.metrics[self.spec.metric]
+        if slots.size == 0:
+            return []
+        # A key may close several windows at once (a batch spanning windows): learn them in order,
+        # one round per occurrence (rows come sorted by slot, then window).
+        idx = np.arange(slots.size)
+        starts = np.r_[True, slots[1:] != slots[:-1]]
+        rank = idx - np.maximum.accumulate(np.where(starts, idx, 0))
+        for r in range(int(rank.max()) + 1):
+            sel = rank == r
+            self._learn(slots[sel], x[sel])
+        return []
+
+    def _learn(self, slots: np.ndarray, x: np.ndarray) -> None:
         flagged = x >= self.thresholds(slots)
         learn = ~flagged
         self.skipped_flagged += int(flagged.sum())
         s = slots[learn]
         x = x[learn]
         if s.size == 0:
-            return []
+            return
         a = self.spec.alpha
         n = self.count[s]
         mean = self.mean[s].astype(np.float64)
@@ -119,10 +132,7 @@ class BaselineDetector(WindowDetector):
         first = n == 0
         diff = x - mean
         incr = a * diff
-        new_mean = np.where(first, x, mean + incr)
-        new_var = np.where(first, 0.0, (1 - a) * (var + diff * incr))
-        self.mean[s] = new_mean
-        self.var[s] = new_var
+        self.mean[s] = np.where(first, x, mean + incr)
+        self.var[s] = np.where(first, 0.0, (1 - a) * (var + diff * incr))
         self.count[s] = np.minimum(n.astype(np.int64) + 1, _MAX_COUNT)
         self.learned += int(s.size)
-        return []

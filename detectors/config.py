@@ -1,8 +1,9 @@
 """Detector configuration: one validated spec per detector kind (a discriminated union on ``type``).
 
-Adding a kind: a spec class here (added to ``DetectorSpec``) and a detector class registered in
-``detectors.registry``. Every spec has ``type``, ``name``, ``key`` (a key type from the config's
-``keys``) and ``mode``; bad values are refused at load time with a message naming them.
+The online-ML spec (``type: ml``) lives in ``detectors.ml_spec``. Adding a kind: a spec class (added
+to ``DetectorSpec``) and a detector class registered in ``detectors.registry``. Every spec has
+``type``, ``name``, ``key`` (a key type from the config's ``keys``) and ``mode``; bad values are
+refused at load time with a message naming them.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ import hashlib
 import json
 import logging
 import math
+import operator
 import pickle
 import re
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from detectors.base import WindowDetector
 from detectors.batch import RecordBatch
 from detectors.config import StateConfig
 from detectors.finding import Finding
-from detectors.keytable import KeyTable
+from detectors.keytable import KeyTable, key_hashes
 from detectors.metrics import CATALOG, BatchValues
 from detectors.store import Channel, ClosedWindows, WindowStore
 
@@ -62,9 +64,8 @@ class _ChannelFilter:
             if len(cache) > _PATH_CACHE_LIMIT:
                 cache.clear()
             search = self.rx.search
-            for u in dict.fromkeys(uris):
-                if u not in cache:
-                    cache[u] = u is not None and search(u) is not None
+            for u in set(uris).difference(cache):
+                cache[u] = u is not None and search(u) is not None
             m = np.fromiter(map(cache.__getitem__, uris), dtype=bool, count=len(uris))
         if self.status is not None:
             st = batch.numbers.get("sc-status")
@@ -291,23 +292,23 @@ class Engine:
         n = len(keys)
         if n != t.shape[0]:
             raise ValueError(f"batch.keys[{kt!r}] has {n} entries for {t.shape[0]} records")
-        uniq = list(dict.fromkeys(keys))
-        pos = {k: i for i, k in enumerate(uniq)}
-        inv = np.fromiter(map(pos.__getitem__, keys), dtype=np.int64, count=n)
-        us = table.lookup(uniq)
-        has_ok = np.zeros(len(uniq), dtype=bool)
-        has_ok[inv[ok]] = True
+        none = np.fromiter(map(operator.is_, keys, repeat(None)), dtype=bool, count=n)
+        h = key_hashes(keys)
+        uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        us = table.find(uh)
+        wanted = ok & ~none
+        has_ok = np.zeros(uh.size, dtype=bool)
+        has_ok[inv[wanted]] = True
         new = (us < 0) & has_ok
-        if None in pos:
-            new[pos[None]] = False
         if new.any():
             new_idx = np.flatnonzero(new)
+            new_idx = new_idx[np.argsort(first[new_idx], kind="stable")]  # slots in order of arrival
             shortfall = new_idx.size - table.room()
             if shortfall > 0:
                 victims = table.pick_lru(shortfall, us[us >= 0])
                 self._release(kt, table, victims, findings)
                 table.evicted_lru += int(victims.size)
-            slots = table.allocate([uniq[i] for i in new_idx.tolist()])  # type: ignore[misc]
+            slots = table.allocate([keys[i] for i in first[new_idx].tolist()], uh[new_idx])  # type: ignore[misc]
             self._grow(kt, table.capacity)
             for sk, store in self.stores.items():
                 if sk[0] == kt:
@@ -316,7 +317,7 @@ class Engine:
                 self.detectors[i].reset(slots)
             us[new_idx] = slots
         slot_rec = us[inv]
-        slot_rec[~ok] = -1
+        slot_rec[~wanted] = -1
         valid = slot_rec >= 0
         np.maximum.at(table.last_seen, slot_rec[valid], t[valid])
         return slot_rec
@@ -334,7 +335,7 @@ class Engine:
             return
         for sk, store in self.stores.items():
             if sk[0] == kt:
-                for cw in store.close_released(slots):
+                for cw in store.close_released(slots, self.watermark):
                     findings.extend(self._dispatch(sk, cw, table))
                 store.reset(slots)
         for i in self.by_key_type[kt]:

@@ -1,34 +1,134 @@
 """Key -> slot mapping of one key type, with least-recently-seen and idle eviction in event time.
 
-Every per-key aggregate lives in numpy arrays indexed by the slot, so a key costs one dict entry,
-one list entry and a few array cells instead of a Python object per key and window.
+Every per-key aggregate lives in numpy arrays indexed by the slot, so a key costs one list entry
+(its string), a few array cells, and two cells of an open-addressing hash index (numpy, linear
+probing, load <= 1/2) instead of a Python dict entry. The index is probed for a whole batch at once:
+a Python dict lookup per record chases a pointer to the stored key string (a cache miss per key on a
+big table), the vectorised probe compares 64-bit hashes in arrays.
+
+The index holds Python's ``hash()`` of each key, which differs between processes; it is not
+pickled but rebuilt from the key strings on restore. Two different keys with the same 64-bit hash
+(probability ~ keys^2 / 2^64, about 3e-8 with a million keys) would share state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 #: Least-recently-seen eviction frees at least this fraction of the capacity at once, so its O(keys)
 #: selection runs once per many new keys instead of once per batch.
 LRU_BATCH_FRACTION = 64
+_EMPTY, _TOMB = 0, 1  # hash values reserved in the index; real hashes are moved off them
+
+
+def key_hashes(keys: Sequence[str | None]) -> np.ndarray:
+    h = np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
+    h[h == _EMPTY] = 2
+    h[h == _TOMB] = 3
+    return h
 
 
 class KeyTable:
     def __init__(self, max_keys: int, capacity: int = 1024) -> None:
         self.max_keys = max_keys
         self.capacity = min(capacity, max_keys)
-        self.index: dict[str, int] = {}
         self.keys: list[str | None] = [None] * self.capacity
         self.last_seen = np.full(self.capacity, -np.inf)
-        self.free: list[int] = []  # released slots, reused last-in first-out
+        self.free: list[int] = []  # released slots, reused lowest first
         self.next_slot = 0
+        self.live = 0
         self.evicted_lru = 0
         self.evicted_idle = 0
+        self._reindex()
+
+    # -- pickling: the hash index is per process ---------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for k in ("_th", "_ts", "_used", "_tomb"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        """Rebuild the index from the key strings, at load <= 1/4 (tombstones dropped)."""
+        live = np.array([s for s, k in enumerate(self.keys) if k is not None], dtype=np.int64)
+        size = max(2048, 1 << (4 * int(live.size)).bit_length())
+        self._th = np.zeros(size, dtype=np.int64)
+        self._ts = np.full(size, -1, dtype=np.int32)
+        self._used = 0
+        self._tomb = 0
+        if live.size:
+            self._insert(key_hashes([self.keys[s] for s in live.tolist()]), live)
+
+    def _positions(self, h: np.ndarray) -> np.ndarray:
+        """Index position of each hash, -1 where absent."""
+        mask = self._th.size - 1
+        pos = h & mask
+        out = np.full(h.size, -1, dtype=np.int64)
+        active = np.arange(h.size)
+        while active.size:
+            p = pos[active]
+            th = self._th[p]
+            hit = th == h[active]
+            out[active[hit]] = p[hit]
+            go_on = ~hit & (th != _EMPTY)
+            active = active[go_on]
+            pos[active] = (pos[active] + 1) & mask
+        return out
+
+    def _insert(self, h: np.ndarray, slots: np.ndarray) -> None:
+        if (self._used + self._tomb + h.size) * 2 > self._th.size:
+            self._reindex()  # rebuilds from self.keys, which already hold these keys
+            return
+        mask = self._th.size - 1
+        pos = h & mask
+        active = np.arange(h.size)
+        while active.size:
+            p = pos[active]
+            th = self._th[p]
+            free = (th == _EMPTY) | (th == _TOMB)
+            cand = active[free]
+            # several new keys may probe the same free cell: the first of each takes it
+            _, first = np.unique(pos[cand], return_index=True)
+            win = cand[first]
+            self._tomb -= int((self._th[pos[win]] == _TOMB).sum())
+            self._th[pos[win]] = h[win]
+            self._ts[pos[win]] = slots[win]
+            self._used += int(win.size)
+            placed = np.zeros(h.size, dtype=bool)
+            placed[win] = True
+            active = active[~placed[active]]
+            pos[active] = (pos[active] + 1) & mask
+
+    # -- the table ---------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.live
+
+    def __contains__(self, key: str) -> bool:
+        return self.slot_of(key) is not None
+
+    def slot_of(self, key: str) -> int | None:
+        s = int(self.find(key_hashes([key]))[0])
+        return s if s >= 0 and self.keys[s] == key else None
+
+    def live_keys(self) -> set[str]:
+        return {k for k in self.keys if k is not None}
+
+    def find(self, h: np.ndarray) -> np.ndarray:
+        """Slots of the keys with these hashes, -1 for unknown ones."""
+        pos = self._positions(h)
+        out = np.full(h.size, -1, dtype=np.int64)
+        hit = pos >= 0
+        out[hit] = self._ts[pos[hit]]
+        return out
 
     def _grow(self, needed: int) -> int:
         new_cap = min(self.max_keys, max(needed, self.capacity * 2))
@@ -39,13 +139,6 @@ class KeyTable:
             self.last_seen = ls
             self.capacity = new_cap
         return self.capacity
-
-    def lookup(self, keys: Sequence[str | None]) -> np.ndarray:
-        """Slots of ``keys`` (distinct), -1 for unknown keys and ``None``."""
-        get = self.index.get
-        return np.fromiter(
-            (get(k, -1) if k is not None else -1 for k in keys), dtype=np.int64, count=len(keys)
-        )
 
     def pick_lru(self, count: int, protected: np.ndarray) -> np.ndarray:
         """The ``count`` (or a bulk of more) least-recently-seen slots, never one in ``protected``."""
@@ -71,16 +164,23 @@ class KeyTable:
         return np.flatnonzero(np.isfinite(ls) & (ls < cutoff))
 
     def release(self, slots: np.ndarray) -> None:
-        for s in slots.tolist():
-            k = self.keys[s]
-            if k is not None:
-                del self.index[k]
-                self.keys[s] = None
+        if slots.size == 0:
+            return
+        sl = slots.tolist()
+        pos = self._positions(key_hashes([self.keys[s] for s in sl]))
+        pos = pos[pos >= 0]
+        self._th[pos] = _TOMB
+        self._ts[pos] = -1
+        self._used -= int(pos.size)
+        self._tomb += int(pos.size)
+        for s in sl:
+            self.keys[s] = None
+        self.live -= len(sl)
         self.last_seen[slots] = -np.inf
         # Freed slots are reused lowest first (the free list is a stack).
-        self.free.extend(sorted(slots.tolist(), reverse=True))
+        self.free.extend(sorted(sl, reverse=True))
 
-    def allocate(self, keys: Sequence[str]) -> np.ndarray:
+    def allocate(self, keys: Sequence[str], hashes: np.ndarray | None = None) -> np.ndarray:
         """New slots for keys not in the table; the caller made room (``room``/``pick_lru``)."""
         fresh = max(0, len(keys) - len(self.free))
         if self.next_slot + fresh > self.capacity:
@@ -92,9 +192,10 @@ class KeyTable:
             else:
                 s = self.next_slot
                 self.next_slot += 1
-            self.index[k] = s
             self.keys[s] = k
             out[i] = s
+        self.live += len(keys)
+        self._insert(key_hashes(keys) if hashes is None else hashes, out)
         return out
 
     def room(self) -> int:

@@ -86,9 +86,13 @@ class MLSpec(Strict):
     """One shared river anomaly model over per-key window feature vectors.
 
     The engine calls the detector when a key's window of length ``window`` closes (event time) and
-    the key made at least ``min_requests`` requests in it. The first ``warmup`` vectors are learned
-    and never flagged; after that a vector is flagged when its model score reaches
-    ``max(score_threshold_floor, threshold_factor * quantile(recent scores, quantile))``.
+    the key made at least ``min_requests`` requests in it. Nothing is emitted before ``warmup``
+    vectors were learned; after that a vector is flagged when its model score reaches
+    ``max(score_threshold_floor, threshold_factor * quantile(recent scores, quantile))``, and the
+    finding's score is model score / that threshold. Model scores are on a ratio scale (inverse
+    tree mass for HalfSpaceTrees, inverse density for LODA: see ``detectors.ml_models``), so a
+    finding's score of 3 reads "three times rarer than what sits at the threshold".
+    ``score_threshold_floor`` is in those model-score units.
     """
 
     type: Literal["ml"] = "ml"
@@ -102,12 +106,15 @@ class MLSpec(Strict):
     min_requests: int = Field(10, ge=1)
     warmup: int = Field(2000, ge=1, description="vectors learned before the detector may emit anything")
     quantile: float = Field(0.999, gt=0.5, lt=1.0)
-    quantile_window: int = Field(20_000, ge=100, le=1_000_000,
-                                 description="recent scores the adaptive threshold is taken over")
-    threshold_factor: float = Field(1.0, ge=1.0, le=100.0,
-                                    description="multiplies the score quantile: >1 gives fewer alerts")
-    score_threshold_floor: float = Field(0.0, ge=0.0,
-                                         description="the threshold never goes below this model score")
+    quantile_window: int = Field(
+        20_000, ge=100, le=1_000_000, description="recent scores the adaptive threshold is taken over"
+    )
+    threshold_factor: float = Field(
+        1.0, ge=1.0, le=100.0, description="multiplies the score quantile: >1 gives fewer alerts"
+    )
+    score_threshold_floor: float = Field(
+        0.0, ge=0.0, description="the threshold never goes below this model score"
+    )
     top_features: int = Field(3, ge=1, le=32, description="contributing features reported per finding")
     seed: int = 42
 

@@ -23,7 +23,8 @@ KINDS: dict[type, Callable[[Any], WindowDetector]] = {
 
 def _ml(spec: MLSpec) -> WindowDetector:
     """The online-ML detector scores each key's closed windows: the adapter feeds it their figures."""
-    return WindowCloseAdapter(spec, MLDetector(spec), spec.features, spec.window_s, spec.min_requests)
+    metrics = (*spec.features, *spec.ratios)  # the adapter passes a ratio's two metrics
+    return WindowCloseAdapter(spec, MLDetector(spec), metrics, spec.window_s, spec.min_requests)
 
 
 def register(spec_cls: type, factory: Callable[[Any], WindowDetector]) -> None:

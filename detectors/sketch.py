@@ -42,10 +42,16 @@ def hash_texts(texts: Sequence[str | None]) -> np.ndarray:
 
     Each distinct string of the batch is hashed once.
     """
-    uniq = dict.fromkeys(texts)
-    for s in uniq:
-        uniq[s] = zlib.crc32(("-" if s is None else s).encode("utf-8", "surrogatepass"))
-    raw = np.fromiter(map(uniq.__getitem__, texts), dtype=np.uint32, count=len(texts))
+    uniq = list(dict.fromkeys(texts))
+    spelled = uniq if None not in uniq else ["-" if s is None else s for s in uniq]
+    try:
+        hashes = map(zlib.crc32, map(str.encode, spelled))
+        table = dict(zip(uniq, hashes, strict=True))
+    except UnicodeEncodeError:  # lone surrogates from a percent-decoded field
+        table = {
+            u: zlib.crc32(s.encode("utf-8", "surrogatepass")) for u, s in zip(uniq, spelled, strict=True)
+        }
+    raw = np.fromiter(map(table.__getitem__, texts), dtype=np.uint32, count=len(texts))
     return _fmix32(raw)
 
 

@@ -49,10 +49,13 @@ class ClosedWindows:
     slots: np.ndarray
     window_ids: np.ndarray
     metrics: dict[str, np.ndarray]  # float64, aligned with ``slots``
+    as_of: float | None = None  # set when windows are delivered before their end (evicted keys)
 
     @property
     def end_times(self) -> np.ndarray:
-        return (self.window_ids + 1).astype(np.float64) * self.window_s
+        """Event time of each closed window: its end, or ``as_of`` for a window cut short."""
+        ends = (self.window_ids + 1).astype(np.float64) * self.window_s
+        return ends if self.as_of is None else np.minimum(ends, self.as_of)
 
 
 @dataclass
@@ -198,13 +201,16 @@ class WindowStore:
         cid = self.cur_id[:n_slots].astype(np.int64)
         return self._due(slots, cid, cid - 1 <= closed_upto, cid <= closed_upto)
 
-    def close_released(self, slots: np.ndarray) -> list[ClosedWindows]:
-        """Keys about to be forgotten: their open windows are delivered as they are."""
+    def close_released(self, slots: np.ndarray, as_of: float) -> list[ClosedWindows]:
+        """Keys about to be forgotten: their open windows are delivered as they are, at ``as_of``."""
         if self.emitted is None or slots.size == 0:
             return []
         cid = self.cur_id[slots].astype(np.int64)
         yes = np.ones(slots.size, dtype=bool)
-        return self._due(slots, cid, yes, yes)
+        out = self._due(slots, cid, yes, yes)
+        for cw in out:
+            cw.as_of = as_of
+        return out
 
     # -- the batch update -------------------------------------------------------------------------
 
@@ -256,10 +262,26 @@ class WindowStore:
         same = uc == unc
         one = uc == unc - 1
 
-        closed: list[ClosedWindows] = []
-        if self.emitted is not None:
-            rolled = unc > uc
-            closed = self._due(us, uc, rolled, unc >= uc + 2)
+        # Windows this batch rolls out of the state for good, delivered to the closed-window hook with
+        # their final values: windows of this batch's groups older than the new previous window (a
+        # batch may span several windows), and stored windows that get no record in this batch.
+        closing = self.emitted is not None
+        if closing:
+            em_g = self.emitted[gs].astype(np.int64)
+            em_u = self.emitted[us].astype(np.int64)
+            ga = np.flatnonzero((gw < gnc - 1) & (gw > em_g))
+            has_c = np.zeros(us.size, dtype=bool)
+            has_c[g_u[is_cur]] = True
+            has_p = np.zeros(us.size, dtype=bool)
+            has_p[g_u[is_prev]] = True
+            valid = uc != SENTINEL
+            bp = np.flatnonzero(
+                valid & (unc >= uc + 1) & ~has_p & (uc - 1 > em_u) & (self.prev["requests"][us] > 0)
+            )
+            bc = np.flatnonzero(valid & (unc >= uc + 2) & ~has_c & (uc > em_u))
+            c_slots = np.concatenate((gs[ga], us[bp], us[bc]))
+            c_wids = np.concatenate((gw[ga], uc[bp] - 1, uc[bc]))
+            c_metrics: dict[str, np.ndarray] = {}
 
         view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp)
         for m in self.sums:
@@ -269,6 +291,10 @@ class WindowStore:
             base = np.where(is_cur, cur[gs], np.where(is_prev, prev[gs], 0)).astype(np.float64)
             view._pending[m] = (vals, cs, base)
             gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
+            if closing:
+                c_metrics[m] = np.concatenate((base[ga] + gtot[ga], prev[us[bp]], cur[us[bc]])).astype(
+                    np.float64
+                )
             old_cur = cur[us].astype(np.float64)
             ncv = np.where(same, old_cur, 0.0)
             npv = np.where(same, prev[us].astype(np.float64), np.where(one, old_cur, 0.0))
@@ -287,6 +313,8 @@ class WindowStore:
             pg = np.flatnonzero(is_prev)
             if pg.size:
                 est_g[pg] = np.maximum(pest[gs[pg]], est_g[pg])
+            if closing:
+                c_metrics[m] = np.concatenate((est_g[ga], pest[us[bp]], estimate(regs[us[bc]])))
             running = np.full(n, np.nan)
             running[gend - 1] = est_g
             view._running[m] = running
@@ -298,4 +326,13 @@ class WindowStore:
             regs[gs[new_cur]] = comb[new_cur]
             pest[us] = npe
         self.cur_id[us] = unc
+        closed: list[ClosedWindows] = []
+        if closing and c_slots.size:
+            o = np.lexsort((c_wids, c_slots))
+            c_slots, c_wids = c_slots[o], c_wids[o]
+            assert self.emitted is not None
+            np.maximum.at(self.emitted, c_slots, c_wids.astype(np.int32))
+            self.windows_closed += int(c_slots.size)
+            mets = {m: v[o] for m, v in c_metrics.items()}
+            closed.append(ClosedWindows(self.key_type, self.channel, W, c_slots, c_wids, mets))
         return view, closed

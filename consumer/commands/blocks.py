@@ -14,6 +14,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from actions.blocklist import BlocklistReader
+from actions.dead_letter import DeadLetterQueue
 from actions.decision import iso8601
 from actions.lambda_action import LambdaAction
 from actions.payload import UnblockPayload
@@ -29,7 +30,7 @@ from consumer.commands._common import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("blocks", help="list blocks, unblock a key, reset the circuit breaker")
+    p = sub.add_parser("blocks", help="list blocks, unblock a key, redrive dead letters, reset the breaker")
     bsub = p.add_subparsers(dest="blocks_command", required=True, metavar="ACTION")
 
     ls = bsub.add_parser("list", help="the blocklist (active blocks; --all for ended ones too)")
@@ -44,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     un.add_argument("--key-type", help="needed when the key is blocked under several key types")
     un.add_argument("--reason", default="operator unblock")
     un.set_defaults(func=lambda a: run_guarded(_unblock, a))
+
+    rd = bsub.add_parser("redrive", help="re-send the SQS dead-letter queue's blocks to the block Lambda")
+    add_config_arg(rd)
+    rd.add_argument("--max", type=int, default=1000, help="at most this many messages")
+    rd.set_defaults(func=lambda a: run_guarded(_redrive, a))
 
     rb = bsub.add_parser(
         "reset-breaker", help="close an open circuit breaker (touches guard.breaker.reset_file)"
@@ -125,6 +131,26 @@ def _unblock(args: argparse.Namespace) -> int:
         f"unblocked {key_type} {args.key} (WAF entries removed: {answer.get('waf_removed', 0)})\n"
     )
     return EXIT_OK
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if not cfg.actions.spool.dead_letter_queue_url:
+        raise CommandError("actions.spool.dead_letter_queue_url is not configured", EXIT_USAGE)
+    try:
+        action = LambdaAction(cfg.actions.block.model_copy(update={"invocation_type": "RequestResponse"}))
+        dlq = DeadLetterQueue(cfg.actions.spool)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    try:
+        counts = dlq.redrive(action.deliver, max_messages=args.max)
+    except (ClientError, BotoCoreError) as exc:
+        raise CommandError(f"dead-letter queue not reachable: {type(exc).__name__}: {exc}") from None
+    sys.stdout.write(
+        f"redrive: {counts['delivered']} delivered, {counts['failed']} still failing, "
+        f"{counts['unreadable']} unreadable\n"
+    )
+    return EXIT_OK if not counts["failed"] and not counts["unreadable"] else EXIT_ERROR
 
 
 def _reset_breaker(args: argparse.Namespace) -> int:

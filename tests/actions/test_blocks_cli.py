@@ -124,3 +124,39 @@ def test_list_reports_unreachable_table(
     )
     assert run(["blocks", "list", "-c", str(conf)]) == 1
     assert "ResourceNotFoundException" in capsys.readouterr().err
+
+
+def test_redrive_sends_dead_letters_once_the_lambda_is_back(  # type: ignore[no-untyped-def]
+    env, moto: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.actions.test_delivery import wait_for
+
+    stack, ep, conf, _ = env
+    sqs = moto.client("sqs")
+    url = sqs.create_queue(QueueName=f"dlq-{stack.suffix}")["QueueUrl"]
+    data = yaml.safe_load(conf.read_text())
+    data["actions"]["spool"] = {
+        "path": str(tmp_path / "spool.jsonl"),
+        "dead_letter_queue_url": url,
+        "sqs_region": REGION,
+        "sqs_endpoint_url": moto.url,
+        "max_attempts": 1,
+        "retry_interval_s": 0.05,
+    }
+    conf.write_text(yaml.safe_dump(data))
+    from consumer.config import load_config
+
+    ep.down = True
+    r = ActionRunner(load_config(conf).actions, dry_run=False, sleep=lambda s: None)
+    decided = r.submit([finding(f"198.51.100.{i}", t=1_700_000_000 + i) for i in range(3)])
+    r.submit([finding("not-an-ip", t=1_700_000_100)])
+    wait_for(lambda: r.stats().get("delivery.spool.dead_lettered", 0) == 4)
+    r.close()
+    assert stack.items() == []
+    ep.down = False
+    assert run(["blocks", "redrive", "-c", str(conf)]) == 1  # the invalid one still fails
+    assert capsys.readouterr().out == "redrive: 3 delivered, 1 still failing, 0 unreadable\n"
+    assert sorted(i["idempotency_key"] for i in stack.items()) == sorted(d.idempotency_key for d in decided)
+    assert run(["blocks", "redrive", "-c", str(conf)]) == 0  # the failing one is invisible for 60 s
+    assert "0 delivered" in capsys.readouterr().out
+    assert len(stack.items()) == 3

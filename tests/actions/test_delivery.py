@@ -313,3 +313,19 @@ def test_pseudonymise_without_secret_is_a_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.delenv("CFGUARD_PSEUDONYM_KEY", raising=False)
     with pytest.raises(ValueError, match="CFGUARD_PSEUDONYM_KEY"):
         ActionRunner(cfg(alert={"pseudonymise": True}), dry_run=True)
+
+
+def test_without_dead_letter_queue_failed_entries_are_never_given_up(
+    endpoint: FakeLambdaEndpoint, stack: AwsStack, tmp_path: Path
+) -> None:
+    endpoint.down = True
+    r = live(endpoint, tmp_path, spool={"max_attempts": 1, "retry_interval_s": 0.05})
+    decided = r.submit(blocks(2))
+    r.flush()
+    wait_for(lambda: endpoint.requests >= 2 * 2 + 4)  # several drain rounds beyond max_attempts
+    entries = {e["idempotency_key"]: e for e in r.delivery.spool.entries()}
+    assert len(entries) == 2 and max(e["attempts"] for e in entries.values()) >= 2
+    endpoint.down = False
+    wait_for(lambda: r.stats()["spool.pending"] == 0)
+    assert_exactly_once(stack, decided)
+    r.close()

@@ -143,6 +143,8 @@ def test_circuit_breaker_trips_alerts_and_resets_on_timeout(caplog: pytest.LogCa
     assert "CIRCUIT BREAKER OPEN" in caplog.text
     st = r.stats()
     assert (st["breaker_open"], st["breaker_trips"]) == (1, 1)
+    assert st["guard.breaker_downgraded"] == 3 and st["guard.alert.circuit_breaker_open"] == 3
+    assert "circuit breaker still open: 1 block(s) downgraded" in caplog.text  # reminded, not per block
     # still open just before the timeout, closed after it
     assert r.submit([finding("192.0.2.1", t=T0 + 3 + 599)])[0].action == "alert"
     assert r.submit([finding("192.0.2.2", t=T0 + 3 + 600)])[0].action == "block"
@@ -226,3 +228,12 @@ def test_default_config_is_dry_run() -> None:
 def test_live_without_function_name_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="function_name"):
         ActionRunner(cfg(spool={"path": str(tmp_path / "s.jsonl")}), dry_run=False)
+
+
+def test_live_without_region_is_a_clear_error(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for var in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    c = cfg(block={"function_name": "f"}, spool={"path": str(tmp_path / "s.jsonl")})
+    with pytest.raises(ValueError, match=r"actions\.block.*region"):
+        ActionRunner(c, dry_run=False)

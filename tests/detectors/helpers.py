@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from detectors.batch import RecordBatch
+from detectors.finding import Finding
 
 NUMBER_FIELDS = ("sc-status", "sc-bytes", "cs-bytes", "time-taken", "sc-range-start")
 TEXT_FIELDS = ("cs-uri-stem", "cs-user-agent", "x-edge-result-type")
@@ -44,3 +47,8 @@ def batch(rows: Sequence[dict[str, Any]], key_types: Sequence[str] = ("ip", "use
     for kt in key_types:
         b.keys[kt] = [r.get(kt) for r in norm]
     return b
+
+
+def as_json(findings: Sequence[Finding]) -> str:
+    """Byte-for-byte comparable form of a list of findings."""
+    return json.dumps([dataclasses.asdict(f) for f in findings], sort_keys=True)

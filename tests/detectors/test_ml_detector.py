@@ -23,10 +23,21 @@ ABUSE_KINDS = ("bandwidth_hog", "scanner", "credential_stuffing", "scraper", "fl
 # which features an operator must see among the top contributors, per abuse kind
 EXPECTED_CONTRIBUTORS = {
     "bandwidth_hog": {"bytes_sent", "bytes_sent/requests", "range_requests"},
-    "scanner": {"not_found", "status_4xx", "status_4xx/requests", "distinct_uris", "auth_failures",
-                "cache_misses"},
-    "credential_stuffing": {"auth_failures", "status_4xx", "status_4xx/requests", "distinct_user_agents",
-                            "cache_misses"},
+    "scanner": {
+        "not_found",
+        "status_4xx",
+        "status_4xx/requests",
+        "distinct_uris",
+        "auth_failures",
+        "cache_misses",
+    },
+    "credential_stuffing": {
+        "auth_failures",
+        "status_4xx",
+        "status_4xx/requests",
+        "distinct_user_agents",
+        "cache_misses",
+    },
     "scraper": {"requests", "distinct_uris", "cache_misses", "status_4xx", "not_found"},
     "flood": {"requests", "cache_misses", "status_4xx", "not_found", "bytes_sent", "distinct_uris"},
 }
@@ -151,7 +162,7 @@ def test_a_returning_abuser_is_flagged_every_time() -> None:
     scanner = abusive_vectors(3)["scanner"]
     hits = []
     for r in range(6):
-        _feed(det, HELD_OUT[r * 500:(r + 1) * 500])
+        _feed(det, HELD_OUT[r * 500 : (r + 1) * 500])
         hits.append(det.evaluate("user", "scanner", scanner, float(r), WINDOW_S))
     assert all(f is not None and f.score >= 1.0 for f in hits)
 

@@ -85,7 +85,7 @@ def test_evicted_keys_deliver_their_open_windows_first() -> None:
     e, rec = hook_engine(min_requests=1, lateness=0, max_keys=1)
     e.process(batch([{"t": 10.0, "ip": "a"}], ["ip"]))
     e.process(batch([{"t": 11.0, "ip": "b"}], ["ip"]))  # a evicted (LRU): its open window goes out
-    assert [(c[1], c[3]) for c in rec.calls] == [("a", 60.0)]
+    assert [(c[1], c[3]) for c in rec.calls] == [("a", 11.0)]  # at the watermark, not the window's end
 
 
 def test_registering_a_new_kind_is_one_call() -> None:
@@ -126,7 +126,7 @@ def test_baseline_learns_at_window_close_and_scores_against_mean_plus_k_std() ->
     for minute, n in enumerate((4, 6, 4)):
         found += e.process(batch([{"t": 60.0 * minute + i, "user": "u"} for i in range(n)], ["user"]))
     assert found == []  # history too short while the first three windows were open
-    slot = e.tables["user"].index["u"]
+    slot = e.tables["user"].slot_of("u")
     assert det.count[slot] == 2  # [0,60) and [60,120) closed; [120,180) still open
     e.process(batch([{"t": 180.0, "user": "other"}], ["user"]))  # closes [120,180) for u
     assert det.count[slot] == 3
@@ -152,3 +152,28 @@ def test_baseline_min_value_floor_keeps_quiet_keys_quiet() -> None:
     assert found == []  # 3 > mean + k*std = 1, but below min_value 4
     found = e.process(batch([{"t": 304.0, "user": "u"}], ["user"]))
     assert [(f.evidence["value"], f.threshold) for f in found] == [(4, 4.0)]
+
+
+def test_baseline_learns_every_window_of_a_batch_spanning_several() -> None:
+    e = Engine.from_config([BASE], StateConfig(allowed_lateness_s=0), ["user"])
+    rows = [{"t": 60.0 * m + 1, "user": "u"} for m in range(8) for _ in range(4 + m % 2)]  # 4,5,4,5,...
+    e.process(batch([*rows, {"t": 481.0, "user": "x"}], ["user"]))
+    det = e.detectors[0]
+    slot = e.tables["user"].slot_of("u")
+    assert det.count[slot] == 8 and det.learned >= 8
+    mean, var = 4.0, 0.0
+    for x in (5, 4, 5, 4, 5, 4, 5):
+        diff = x - mean
+        mean, var = mean + 0.5 * diff, 0.5 * (var + diff * 0.5 * diff)
+    assert det.mean[slot] == pytest.approx(mean, rel=1e-6) and det.var[slot] == pytest.approx(var, rel=1e-5)
+
+
+def test_window_close_features_of_every_window_of_a_batch_spanning_several() -> None:
+    e, rec = hook_engine(min_requests=1, lateness=60)
+    rows = [{"t": 60.0 * m + 5, "ip": "a"} for m in range(8) for _ in range(m + 1)]
+    e.process(batch(rows, ["ip"]))
+    assert [(c[3], c[2]["requests"]) for c in rec.calls] == [(60.0 * (m + 1), m + 1) for m in range(6)]
+    e.process(batch([{"t": 1000.0, "ip": "z"}], ["ip"]))
+    assert [(c[3], c[2]["requests"]) for c in rec.calls if c[1] == "a"] == [
+        (60.0 * (m + 1), m + 1) for m in range(8)
+    ]
