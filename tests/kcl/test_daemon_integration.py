@@ -6,6 +6,9 @@ One test per scenario; each uses its own application name (lease table) so they 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from consumer.kcl.status import read_status
 from consumer.local_stack import StackInfo, boto_client
 from tests.kcl.counting_pipeline import CountingPipeline
 from tests.kcl.harness import (
+    REPO,
     daemon,
     invocations,
     leases,
@@ -29,6 +33,31 @@ from tests.kcl.protocol import line, line45
 pytestmark = pytest.mark.integration
 SHARD0 = "shardId-000000000000"
 SIGTERM_EXIT = 143  # the JVM's status after its shutdown hooks ran on SIGTERM (graceful)
+
+
+class RunCommand:
+    """``cfguard run --config FILE`` as a child process (what a container runs)."""
+
+    def __init__(self, config: Path, stack: StackInfo, tmp: Path, threshold: int) -> None:
+        self.config, self.tmp = config, tmp
+        self.env = stack.env()
+        self.env["PYTHONPATH"] = str(REPO)
+        self.env["CFGUARD_TEST_THRESHOLD"] = str(threshold)
+        self.log_path = tmp / "run-a.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "consumer.cli", "run", "--config", str(self.config),
+                 "--workdir", str(self.tmp / "wd-run-a")],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
+            )  # fmt: skip
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
 
 
 def _decisions(status: Path) -> list[dict]:
@@ -115,7 +144,8 @@ def test_two_workers_split_shards_and_survive_sigkill(local_stack: StackInfo, tm
     lines = [line(1_700_000_000 + i, f"10.2.{i % 7}.{i % 11}") for i in range(400)]
     put_lines(local_stack, stream, lines)
 
-    a = daemon(cfg_a, local_stack, tmp_path, "a", threshold=10**9)
+    # Worker a runs through `cfguard run` (its SIGTERM is forwarded to the daemon), b directly.
+    a = RunCommand(cfg_a, local_stack, tmp_path, threshold=10**9)
     b = daemon(cfg_b, local_stack, tmp_path, "b", threshold=10**9)
     a.start()
     b.start()
