@@ -37,3 +37,12 @@ def test_config_is_required() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["run"])
     assert exc.value.code == 2
+
+
+def test_pipeline_the_processors_cannot_build_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("kcl:\n  pipeline_factory: consumer.nowhere:build\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert "consumer.nowhere" in capsys.readouterr().err
