@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.record",
     "consumer.commands.replay",
     "consumer.commands.run",
+    "consumer.commands.tune",
 )
 
 
