@@ -18,6 +18,8 @@ detectors:
   - {name: request_flood_ip, type: rule, key: ip, metric: requests, window: 1m, threshold: 6000, mode: block}
   - {name: scanner_ip, type: rule, key: ip, metric: distinct_uris, status: [403, 404], window: 5m,
      threshold: 150, min_requests: 150, mode: block}
+  - {name: ip_surge, type: baseline, key: ip, metric: requests, window: 1m, k: 3, min_history: 1,
+     min_value: 100, mode: alert}
 actions:
   dry_run: true
 quarantine: {path: null}
