@@ -91,6 +91,14 @@ def _tune(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CommandError(str(exc), EXIT_USAGE) from None
     wanted = {s.strip() for s in args.scenarios.split(",") if s.strip()} if args.scenarios else None
+    if wanted:
+        if raw_labels is None:
+            raise CommandError("--scenarios needs --labels", EXIT_USAGE)
+        unknown = sorted(wanted - tune_labels.abuse_scenarios(raw_labels))
+        if unknown:
+            raise CommandError(
+                f"--scenarios: not labelled in {args.labels}: {', '.join(unknown)}", EXIT_USAGE
+            )
     started = time.perf_counter()
     sweeps = []
     for sw, candidates in plan:
@@ -117,7 +125,7 @@ def _tune(args: argparse.Namespace) -> int:
             "detector": sw.detector,
             "param": sw.param,
             "key_type": key_type,
-            "scenarios": sorted(wanted) if wanted else None,
+            "scenarios": sorted(set(kl.abusive.values())) if wanted and kl is not None else None,
             "max_false_block_rate": args.max_false_block_rate,
             "rows": rows,
             "recommended": metrics.recommend(rows, args.max_false_block_rate) if kl is not None else None,

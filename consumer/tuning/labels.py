@@ -32,7 +32,8 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def for_key_type(labels: dict[str, Any], key_type: str, scenarios: set[str] | None = None) -> KeyLabels:
-    """``scenarios``: only these abuse scenarios count as abuse to catch (others: neither side)."""
+    """``scenarios``: only these abuse scenarios count as abuse to catch (other abusive keys: neither
+    side); at least one of them must label keys of this key type."""
     abusive = dict(labels.get(key_type) or {})
     if not isinstance(abusive, dict):
         raise ValueError(f"labels: {key_type!r} must map keys to scenario names")
@@ -40,10 +41,9 @@ def for_key_type(labels: dict[str, Any], key_type: str, scenarios: set[str] | No
     acc = dict((labels.get("accomplices") or {}).get(key_type) or {})
     if scenarios is not None:
         known = set(abusive.values())
-        unknown = sorted(scenarios - known)
-        if unknown:
+        if not scenarios & known:
             raise ValueError(
-                f"labels: no {key_type!r} keys for scenario(s) {', '.join(unknown)} "
+                f"labels: no {key_type!r} keys for scenario(s) {', '.join(sorted(scenarios))} "
                 f"(labelled: {', '.join(sorted(known)) or 'none'})"
             )
         other = {k: s for k, s in abusive.items() if s not in scenarios}
@@ -57,3 +57,9 @@ def for_key_type(labels: dict[str, Any], key_type: str, scenarios: set[str] | No
             if k in abusive and entry.get("start") is not None:
                 start.setdefault(k, float(entry["start"]))
     return KeyLabels(abusive, hard, acc, start)
+
+
+def abuse_scenarios(labels: dict[str, Any]) -> set[str]:
+    """Every abuse scenario name that labels keys of some key type."""
+    skip = {"format", "generator", "hard_negatives", "accomplices", "scenarios"}
+    return {s for name, m in labels.items() if name not in skip and isinstance(m, dict) for s in m.values()}

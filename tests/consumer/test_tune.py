@@ -120,9 +120,22 @@ def test_bad_sweeps_exit_2_naming_the_part(
     assert named in err, err
 
 
-def test_unknown_labels_scenario_is_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scenarios_restricts_the_abuse_to_catch(tmp_path: Path) -> None:
+    """With --scenarios, other scenarios' abusive keys count on neither side; unknown names: exit 2."""
     rec, labels, cfg = make(tmp_path)
-    rc = main(["tune", str(rec), "-c", str(cfg), "--labels", str(labels), "--scenarios", "scanner",
-               "--sweep", "request_flood_ip.threshold=100:200:2"])  # fmt: skip
-    assert rc == 2
-    assert "scanner" in capsys.readouterr().err
+    data = json.loads(labels.read_text())
+    # Relabel the fastest flood as another scenario: it no longer counts as abuse to catch.
+    other = sorted(k for k, s in data["ip"].items() if s == "request_flood")[0]
+    data["ip"][other] = "other_abuse"
+    labels.write_text(json.dumps(data))
+    out = tmp_path / "r.json"
+    rc = main(["tune", str(rec), "-c", str(cfg), "--labels", str(labels), "--scenarios", "request_flood",
+               "--sweep", "request_flood_ip.threshold=600:600:1", "--out-json", str(out), "-q"])  # fmt: skip
+    assert rc == 0
+    sweep = json.loads(out.read_text())["sweeps"][0]
+    row = sweep["rows"][0]
+    assert sweep["scenarios"] == ["request_flood"]
+    assert (row["true_positives"], row["false_positives"], row["accomplices_flagged"]) == (2, 0, 1)
+    assert row["abusive_keys"] == 2 and row["recall"] == 1.0
+    assert main(["tune", str(rec), "-c", str(cfg), "--labels", str(labels), "--scenarios", "nosuch",
+                 "--sweep", "request_flood_ip.threshold=600:600:1"]) == 2  # fmt: skip
