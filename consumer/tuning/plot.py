@@ -31,7 +31,16 @@ def _one(ax: Any, sw: dict[str, Any]) -> None:
     xs = [r["value"] for r in rows]
     labelled = bool(rows) and "true_positives" in rows[0]
     title = f"{sw['detector']}.{sw['param']}  (key type {sw['key_type']})"
-    ax.set_title(title, fontsize=11)
+    rec = sw.get("recommended")
+    if rec is not None:
+        total = rows[rec["index"]].get("abusive_keys_seen")
+        title += (
+            f"\nrecommended {rec['value']:g}: {rec['true_positives']}/{total} abusive keys caught, "
+            f"{rec['false_positives']} innocent flagged"
+        )
+    elif labelled:
+        title += f"\nno value catches abuse at false-block rate <= {sw['max_false_block_rate']:g}"
+    ax.set_title(title, fontsize=10.5)
     ax.set_xlabel(sw["param"])
     ax.grid(True, alpha=0.3)
     if labelled:
@@ -51,14 +60,14 @@ def _one(ax: Any, sw: dict[str, Any]) -> None:
         over = [r["false_block_rate"] > sw["max_false_block_rate"] for r in rows]
         for x, bad in zip(xs, over, strict=True):
             if bad:
-                ax.axvspan(*_cell(xs, x), color="tab:red", alpha=0.08, linewidth=0)
+                lo, hi = _cell(xs, x)
+                ax.axvspan(max(lo, min(xs)), min(hi, max(xs)), color="tab:red", alpha=0.1, linewidth=0)
         handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     else:
         flagged = [r["flagged"] for r in rows]
         ax.plot(xs, flagged, "o-", color="tab:blue", label="keys flagged")
         ax.set_ylabel("keys flagged")
         handles = ax.get_legend_handles_labels()[0]
-    rec = sw.get("recommended")
     if rec is not None:
         ax.axvline(rec["value"], color="tab:green", linewidth=2, alpha=0.8)
         line = ax.get_lines()[-1]

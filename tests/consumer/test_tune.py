@@ -139,3 +139,30 @@ def test_scenarios_restricts_the_abuse_to_catch(tmp_path: Path) -> None:
     assert row["abusive_keys"] == 2 and row["recall"] == 1.0
     assert main(["tune", str(rec), "-c", str(cfg), "--labels", str(labels), "--scenarios", "nosuch",
                  "--sweep", "request_flood_ip.threshold=600:600:1"]) == 2  # fmt: skip
+
+
+def test_shipped_sample_and_example_config(tmp_path: Path) -> None:
+    """The shipped generated sample (every scenario, every hard negative) with the example config:
+    each recommended threshold catches every key of its detector's scenario and no hard negative."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "r.json"
+    rc = main(
+        [
+            "tune", str(root / "consumer/data/sample-realtime.tsv.gz"),
+            "-c", str(root / "examples/cfguard.yaml"),
+            "--labels", str(root / "consumer/data/sample-realtime.labels.json"),
+            "--sweep", "request_flood_ip.threshold=500:6000:4",
+            "--sweep", "bandwidth_hog_hourly.threshold=1e9:2e10:6",
+            "--out-json", str(out), "-q",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    flood, hog = json.loads(out.read_text())["sweeps"]
+    for sweep, scenario in ((flood, "request_flood"), (hog, "bandwidth_hog")):
+        rec = sweep["recommended"]
+        assert rec is not None, sweep["detector"]
+        row = sweep["rows"][rec["index"]]
+        assert row["per_scenario"][scenario]["caught"] == row["per_scenario"][scenario]["seen"] >= 1
+        assert row["false_positives"] == 0 and row["hard_negatives_blocked"] == []
+    # The hourly bandwidth cap above the hog's volume catches nobody.
+    assert hog["rows"][-1]["flagged"] == 0
