@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out-json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--out-png", metavar="FILE", help="plot recall and false blocks vs the parameter")
-    p.add_argument("--quiet", "-q", action="store_true", help="no table")
+    p.add_argument("--quiet", "-q", action="store_true", help="no table and no progress")
     p.set_defaults(func=lambda a: run_guarded(_tune, a))
 
 
@@ -120,7 +120,8 @@ def _tune(args: argparse.Namespace) -> int:
                     f"candidate {sw.label}={value}: invalid configuration: {exc}", EXIT_USAGE
                 ) from None
             rows.append(metrics.score(value, outcome, sw.detector, key_type, kl))
-            print(f"cfguard tune: {sw.label}={value} done", file=sys.stderr)
+            if not args.quiet:
+                print(f"cfguard tune: {sw.label}={value} replayed", file=sys.stderr)
         entry = {
             "detector": sw.detector,
             "param": sw.param,
