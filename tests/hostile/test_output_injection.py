@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from urllib.parse import quote
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from actions.alert import AlertSink
@@ -22,6 +22,7 @@ from consumer.config import Config
 from consumer.fields import CATALOG
 from consumer.pipeline import Pipeline
 from consumer.quarantine import Quarantine
+from tests.hostile._settings import fuzz_settings
 
 T0 = 1_764_158_400.0
 NASTY = [
@@ -103,8 +104,7 @@ def assert_json_lines(data: bytes, expected: int | None = None) -> list[dict]:
     return out
 
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                    HealthCheck.function_scoped_fixture])  # fmt: skip
+SETTINGS = fuzz_settings(40)
 
 
 @SETTINGS

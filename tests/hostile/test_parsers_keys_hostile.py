@@ -10,14 +10,15 @@ from __future__ import annotations
 import ipaddress
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from consumer.keys import KeyExtractor, KeySpec
 from consumer.standard import DEFAULT_FIELDS, StandardParser
 from detectors.batch import RecordBatch
+from tests.hostile._settings import fuzz_settings
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = fuzz_settings(300)
 WANTED = {"timestamp", "c-ip", "cs-cookie", "cs-uri-stem", "sc-status", "sc-bytes", "x-forwarded-for"}
 VALID = (
     b"2025-11-26\t12:00:00\tHIO52-P4\t512\t203.0.113.9\tGET\td1.cloudfront.net\t/index.html\t200\t-\t"

@@ -13,14 +13,14 @@ import json
 from pathlib import Path
 
 from aws_kinesis_agg import MAGIC
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from consumer.quarantine import Quarantine
 from consumer.sources import detect_kind, open_input
+from tests.hostile._settings import fuzz_settings
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                    HealthCheck.function_scoped_fixture])  # fmt: skip
+SETTINGS = fuzz_settings(200)
 DEEP = b"[" * 100_000 + b"]" * 100_000
 REAL = (
     b"1764158400.123\t203.0.113.9\t200\tGET\thttps\td1.cloudfront.net\t/index.html\t-\tHIO52-P4\t"
