@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.blocks",
     "consumer.commands.config_cmd",
+    "consumer.commands.demo",
     "consumer.commands.generate",
     "consumer.commands.local_stack",
     "consumer.commands.record",

@@ -75,7 +75,10 @@ def _generate(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_USAGE) from None
     batches = gen.live(duration_s=args.duration) if args.live else gen.batches(args.duration)
     written = 0
-    out = _open(args.out)
+    try:
+        out = _open(args.out)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     try:
         for batch in batches:
             if args.records is not None and written + len(batch) >= args.records:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from consumer.commands._common import EXIT_USAGE, CommandError, add_config_arg, config_from_args, run_guarded
+from consumer.config import Config
 from consumer.kcl.daemon import Daemon, processor_command, run_forwarding_signals
 from consumer.kcl.jars import KclNotInstalled
 from consumer.kcl.properties import render_properties
@@ -31,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.print_properties:
         sys.stdout.write(render_properties(cfg.kcl, executable))
         return 0
+    _check_pipeline(cfg)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cfguard-kcl-"))
     workdir.mkdir(parents=True, exist_ok=True)
     daemon = Daemon(cfg.kcl, config_path, workdir)
@@ -40,3 +42,16 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     print(f"cfguard: KCL daemon exited with code {code}", file=sys.stderr)
     return code
+
+
+def _check_pipeline(cfg: Config) -> None:
+    """Build one pipeline before starting Java: a config the processors cannot use fails here (exit 2)."""
+    from consumer.kcl.app import resolve
+
+    try:
+        pipeline = resolve(cfg.kcl.pipeline_factory)(cfg)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
+    close = getattr(pipeline, "close", None)
+    if close is not None:
+        close()

@@ -61,7 +61,7 @@ class Daemon:
             env["CBOR_ENABLED"] = "false"
             env["AWS_CBOR_DISABLE"] = "1"
         out = open(self.log_path, "ab") if self.log_path else None
-        log.info("starting the KCL daemon: %s", " ".join(cmd))
+        log.debug("starting the KCL daemon: %s", " ".join(cmd))
         self.proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT if out else None, env=env, cwd=self.workdir
         )

@@ -78,7 +78,12 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
     def initialize(self, initialize_input: Any) -> None:
         self.shard_id = initialize_input.shard_id
         checkpoint = parse_position(initialize_input.sequence_number, initialize_input.sub_sequence_number)
-        self.pipeline = self.pipeline_factory()
+        try:
+            self.pipeline = self.pipeline_factory()
+        except Exception:
+            # Nothing can be processed without it: exit so the daemon sees a failed processor.
+            log.critical("shard %s: cannot build the pipeline; exiting", self.shard_id, exc_info=True)
+            raise SystemExit(1) from None
         if self.cfg.status_dir is not None:
             self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
         self._restore(checkpoint, initialize_input.sequence_number)

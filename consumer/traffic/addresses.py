@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import numpy as np
 
@@ -26,7 +27,8 @@ def ipv6_prefixes(rng: np.random.Generator, allocations: tuple[int, ...], n: int
 
 def ipv6(prefix64: int, iid: int) -> str:
     """Canonical text of the address ``prefix64::iid`` (compressed, lower case, as CloudFront logs it)."""
-    return str(ipaddress.IPv6Address((int(prefix64) << 64) | int(iid)))
+    # inet_ntop gives the same RFC 5952 text as ipaddress, ~10x faster.
+    return socket.inet_ntop(socket.AF_INET6, ((int(prefix64) << 64) | int(iid)).to_bytes(16, "big"))
 
 
 def region_addresses(

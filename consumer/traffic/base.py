@@ -33,6 +33,9 @@ class Scenario:
     start_s: float = 30.0
     duration_s: float | None = None
     keys: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    #: Keys that carry some of the scenario's traffic but are not expected to be caught on their own
+    #: (one of 2,000 proxy addresses, a throw-away cookie): neither a miss nor a false block.
+    accomplices: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
     _t_start: float = field(default=0.0, init=False, repr=False)
 
     def setup(self, rng: np.random.Generator, actors: Actors, ctx: Context) -> None:
@@ -69,6 +72,11 @@ class Scenario:
         bucket = self.keys.setdefault(key_type, [])
         if value not in bucket:
             bucket.append(value)
+
+    def add_accomplice(self, key_type: str, value: str) -> None:
+        if key_type == "ip":
+            value = ip_key(value)
+        self.accomplices.setdefault(key_type, set()).add(value)
 
     def params(self) -> dict[str, object]:
         from dataclasses import fields

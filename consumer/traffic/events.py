@@ -173,6 +173,14 @@ class Requests:
         order = np.argsort(self.t, kind="stable")
         return self.take(order)
 
+    def sorted_split(self, before: float) -> tuple[Requests, Requests]:
+        """(rows with t < before, the rest), each in event-time order: one sort, one take per part."""
+        order = np.argsort(self.t, kind="stable")
+        k = int(np.searchsorted(self.t[order], before, side="left"))
+        if k == len(order):
+            return self.take(order), Requests.empty()
+        return self.take(order[:k]), self.take(order[k:])
+
     def split(self, before: float) -> tuple[Requests, Requests]:
         """(rows with t < before, the rest); both in the order they had."""
         mask = self.t < before

@@ -6,6 +6,7 @@ Format ``cfguard-traffic-labels/1`` (documented in docs/traffic.md)::
      "generator": {...how the traffic was made...},
      "user": {"<uid>": "<scenario>"}, "ip": {"<ip or v6 /64>": "<scenario>"}, "api_key": {...},
      "hard_negatives": {"user": {...}, "ip": {...}},
+     "accomplices": {"ip": {"<proxy ip>": "<scenario>"}, "user": {...}},
      "scenarios": [{"name", "abuse", "start", "end", "params", "keys": {"<key type>": [...]}}]}
 
 IP keys are written the way the default ``ip`` key type extracts them (IPv4 as is, IPv6 as its /64).
@@ -26,12 +27,17 @@ FORMAT = "cfguard-traffic-labels/1"
 def build(scenarios: Sequence[Scenario], generator: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"format": FORMAT, "generator": generator}
     negatives: dict[str, dict[str, str]] = {}
+    accomplices: dict[str, dict[str, str]] = {}
     entries = []
     for s in scenarios:
         target = out if s.abuse else negatives
         for key_type, keys in s.keys.items():
             bucket = target.setdefault(key_type, {})
             for k in keys:
+                bucket.setdefault(k, s.name)
+        for key_type, keys_set in s.accomplices.items():
+            bucket = accomplices.setdefault(key_type, {})
+            for k in sorted(keys_set):
                 bucket.setdefault(k, s.name)
         entries.append(
             {
@@ -46,6 +52,7 @@ def build(scenarios: Sequence[Scenario], generator: dict[str, Any]) -> dict[str,
     for key_type in ("user", "ip"):
         out.setdefault(key_type, {})
     out["hard_negatives"] = negatives
+    out["accomplices"] = accomplices
     out["scenarios"] = entries
     return out
 

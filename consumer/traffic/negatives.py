@@ -69,18 +69,25 @@ class HeavyDownloader(Scenario):
 
 @dataclass
 class NatOffice(Scenario):
-    """An office (or a mobile carrier's NAT) where hundreds of ordinary users share one IPv4 address."""
+    """An office, or with ``mobile=true`` a mobile carrier's NAT: hundreds of users on one IPv4 address."""
 
     name = "nat_office"
     abuse = False
     summary = "users ordinary users behind one IPv4 address (resembles a flood on the ip key)"
     start_s: float = 0.0
     users: int = 300
+    mobile: bool = False
 
     def prepare(self, rng, actors, ctx):
-        self.ip = _home(rng, actors, CLIENTS[0], None)[1]  # a business line of an ordinary ISP
+        self.ip = _home(rng, actors, CLIENTS[0], None)[1]  # a business line (or CGNAT) of an ordinary ISP
         self.group = UserGroup(
-            rng, actors, self.users, self.users * ctx.rate_per_user, shared_ip=self.ip, proxy_share=0.0
+            rng,
+            actors,
+            self.users,
+            self.users * ctx.rate_per_user,
+            shared_ip=self.ip,
+            proxy_share=0.0,
+            mobile_only=self.mobile,
         )
         self.add_key("ip", self.ip)
 
@@ -129,13 +136,14 @@ class PasswordRetry(Scenario):
     start_s: float = 0.0
     users: int = 5
     fails: int = 3
-    every_s: float = 600.0
+    every_s: float = 3600.0
 
     def prepare(self, rng, actors, ctx):
         self.uid_list = make_uids(rng, self.users)
         clients = [CLIENTS[i] for i in rng.integers(0, 7, self.users).tolist()]  # browsers
         self.who = [_home(rng, actors, c, u) for c, u in zip(clients, self.uid_list, strict=True)]
-        self.offset = rng.uniform(0, self.every_s * 0.5, self.users)
+        # First attempts within two minutes of the start (so short runs show them), then every every_s.
+        self.offset = rng.uniform(0, min(self.every_s * 0.5, 120.0), self.users)
         for u in self.uid_list:
             self.add_key("user", u)
 
@@ -169,7 +177,7 @@ class CdnPrefetcher(Scenario):
     abuse = False
     summary = "one data-centre IP fetches the top `urls` popular objects round-robin at `rate`/s"
     start_s: float = 0.0
-    rate: float = 2.0
+    rate: float = 1.0
     urls: int = 40
 
     def prepare(self, rng, actors, ctx):
@@ -198,4 +206,51 @@ class CdnPrefetcher(Scenario):
         )
 
 
-NEGATIVES: tuple[type[Scenario], ...] = (HeavyDownloader, NatOffice, Monitor, PasswordRetry, CdnPrefetcher)
+@dataclass
+class SearchCrawler(Scenario):
+    """A search engine indexing public share pages: many distinct URIs from one IP, slowly.
+
+    Resembles a scraper on the ip key (no cookie, a new page each time), at a crawl-delay pace.
+    """
+
+    name = "search_crawler"
+    abuse = False
+    summary = "Googlebot from 66.249.x fetches a distinct share page every 1/rate s, no cookie"
+    start_s: float = 0.0
+    rate: float = 0.5
+
+    def prepare(self, rng, actors, ctx):
+        self.ip = f"66.249.{int(rng.integers(64, 80))}.{int(rng.integers(1, 255))}"
+        self.actor = actors.add(None, TOOLS["googlebot"], "IAD89-C1", "US", 15169)
+        self.add_key("ip", self.ip)
+        self._next = int(rng.integers(0, C.N_FILES))
+
+    def emit(self, rng, t0, t1):
+        t = steady(rng, t0, t1, self.rate, jitter=0.9)
+        m = len(t)
+        fid = (self._next + 7919 * np.arange(m)) % C.N_FILES  # a crawl order, not an enumeration
+        self._next = int((self._next + 7919 * m) % C.N_FILES)
+        status = np.where(rng.random(m) < 0.03, 404, 200)
+        res = np.where(status == 404, R.ERROR, np.where(rng.random(m) < 0.3, R.HIT, R.MISS)).astype(np.int64)
+        return B.finish(
+            rng,
+            t,
+            np.full(m, self.actor),
+            [self.ip] * m,
+            np.full(m, K.PAGE),
+            [C.share_page(int(f)) for f in fid.tolist()],
+            status=status,
+            body=np.where(status == 404, 1_800, 17_500),
+            result=res,
+            origin_ms=150,
+        )
+
+
+NEGATIVES: tuple[type[Scenario], ...] = (
+    HeavyDownloader,
+    NatOffice,
+    Monitor,
+    PasswordRetry,
+    CdnPrefetcher,
+    SearchCrawler,
+)

@@ -49,17 +49,22 @@ class UserGroup:
         *,
         shared_ip: str | None = None,
         shared_region: int | None = None,
+        mobile_only: bool = False,
         proxy_share: float = 0.02,
     ) -> None:
         self.n, self.rate = n, rate
         region = rng.choice(len(REGIONS), n, p=_norm([r.weight for r in REGIONS]))
         if shared_region is not None:
             region[:] = shared_region
-        client = rng.choice(len(CLIENTS), n, p=_norm(CLIENT_WEIGHTS))
+        weights = np.asarray(CLIENT_WEIGHTS)
+        if mobile_only:
+            weights = weights * np.asarray([c.name in _MOBILE for c in CLIENTS])
+        client = rng.choice(len(CLIENTS), n, p=weights / weights.sum())
         self.browser = np.asarray([CLIENTS[c].browser for c in client.tolist()])
         self.ranged = np.asarray([CLIENTS[c].ranged for c in client.tolist()])
-        # Heavy-tailed activity: a few users do most of the requests (capped at 300x the median).
-        w = np.minimum(rng.pareto(1.6, n) + 0.05, 300 * 0.6)
+        # Heavy-tailed activity (Lomax, shape 1.6): the busiest users do ~20x the mean, ~60x the median;
+        # capped so that no ordinary human sustains a script's pace.
+        w = np.minimum(rng.pareto(1.6, n) + 0.05, 40.0)
         self.cdf = np.cumsum(w) / w.sum()
         self.bw = rng.lognormal(np.log(4e6), 0.9, n)
         uids: list[str | None] = list(make_uids(rng, n))

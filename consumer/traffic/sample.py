@@ -13,24 +13,25 @@ from pathlib import Path
 
 SCENARIOS = ",".join(
     (
-        "bandwidth_hog:start_s=30:duration_s=150:bytes_per_s=3e7",
-        "request_flood:start_s=60:duration_s=45:rate=40",
-        "scanner:start_s=40:duration_s=90:rate=6",
-        "credential_stuffing:start_s=50:duration_s=120:rate=3:mode=rotating_ips:ips=200",
+        "bandwidth_hog:start_s=20:duration_s=210:bytes_per_s=6e7:chunk_bytes=67108864",
+        "request_flood:start_s=60:duration_s=62:rate=106",
+        "scanner:start_s=40:duration_s=90:rate=4",
+        "credential_stuffing:start_s=50:duration_s=100:rate=3:mode=rotating_ips:ips=300",
         "credential_stuffing:start_s=100:duration_s=90:rate=3:mode=one_ip",
-        "scraper:start_s=30:duration_s=180:rate=2",
-        "origin_exhaustion:start_s=90:duration_s=90:rate=10:ips=2",
-        "api_free_rider:start_s=20:duration_s=200:rate=3:mode=shared_key:ips=20",
-        "api_free_rider:start_s=120:duration_s=90:rate=2:mode=no_key",
+        "scraper:start_s=10:duration_s=225:rate=15",
+        "origin_exhaustion:start_s=30:duration_s=200:rate=8:ips=1",
+        "api_free_rider:start_s=20:duration_s=200:rate=1:mode=shared_key:ips=20",
+        "api_free_rider:start_s=120:duration_s=60:rate=1:mode=no_key",
     )
 )
 NEGATIVES = ",".join(
     (
         "heavy_downloader",
-        "nat_office:users=150",
-        "monitor:interval_s=2",
-        "password_retry:users=5:fails=3:every_s=200",
-        "cdn_prefetcher:rate=1",
+        "nat_office:users=50",
+        "monitor:interval_s=3",
+        "password_retry:users=5:fails=3:every_s=400",
+        "cdn_prefetcher:rate=0.7",
+        "search_crawler:rate=0.4",
     )
 )
 #: ``cfguard generate`` + these arguments (plus ``--out`` and ``--labels-out``) makes the sample.
@@ -42,7 +43,7 @@ ARGS: tuple[str, ...] = (
     "--duration",
     "240",
     "--rate",
-    "16",
+    "6.5",
     "--scenarios",
     SCENARIOS,
     "--negatives",

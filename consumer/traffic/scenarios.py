@@ -44,6 +44,7 @@ class BandwidthHog(Scenario):
 
     name = "bandwidth_hog"
     summary = "one uid pulls GBs through parallel ranged downloads (aria2-style)"
+    duration_s: float | None = 3600.0
     bytes_per_s: float = 30e6
     chunk_bytes: int = 16 * 2**20
     connections: int = 8
@@ -87,6 +88,7 @@ class RequestFlood(Scenario):
 
     name = "request_flood"
     summary = "one IP sends tens of requests per second to a few URLs"
+    duration_s: float | None = 300.0
     rate: float = 40.0
 
     def prepare(self, rng, actors, ctx):
@@ -173,6 +175,7 @@ class Scanner(Scenario):
 
     name = "scanner"
     summary = "one IP probes hundreds of distinct sensitive paths (/.env, /wp-admin...), ~95% 404/403"
+    duration_s: float | None = 600.0
     rate: float = 8.0
 
     def prepare(self, rng, actors, ctx):
@@ -215,9 +218,10 @@ class CredentialStuffing(Scenario):
 
     name = "credential_stuffing"
     summary = "login attempts with ~95% 401: rotating proxy IPs with one uid, or one IP with fresh uids"
+    duration_s: float | None = 1200.0
     rate: float = 4.0
     mode: str = "rotating_ips"
-    ips: int = 300
+    ips: int = 2000
     uids: int = 1
     success: float = 0.02
 
@@ -233,6 +237,8 @@ class CredentialStuffing(Scenario):
             self.pool = [region_addresses(rng, r, 1, np.asarray([False]))[0][0] for r in reg]
             for u in self.uid_list:
                 self.add_key("user", u)
+            for ip in self.pool:
+                self.add_accomplice("ip", ip)
         else:
             self.actor_ids = np.empty(0, np.int64)
             self.actor, self.ip = _hosted(rng, actors, client)
@@ -253,6 +259,8 @@ class CredentialStuffing(Scenario):
                 ],
                 dtype=np.int64,
             )
+            for u in uids:
+                self.add_accomplice("user", u)
             ip = [self.ip] * m
         u = rng.random(m)
         status = np.where(
@@ -270,6 +278,7 @@ class Scraper(Scenario):
 
     name = "scraper"
     summary = "one IP (with a uid) fetches a distinct share page or file record every ~0.3 s"
+    duration_s: float | None = 3600.0
     rate: float = 3.0
     with_uid: bool = True
 
@@ -314,6 +323,7 @@ class OriginExhaustion(Scenario):
 
     name = "origin_exhaustion"
     summary = "a few IPs add random ?cb= query strings: every request misses the cache, origin slows"
+    duration_s: float | None = 600.0
     rate: float = 15.0
     ips: int = 3
 
@@ -362,6 +372,7 @@ class ApiFreeRider(Scenario):
 
     name = "api_free_rider"
     summary = "paid /api/v1/pro/ path: a leaked key shared by many servers, or a free account probing it"
+    duration_s: float | None = 3600.0
     rate: float = 6.0
     mode: str = "shared_key"
     ips: int = 25
@@ -374,6 +385,8 @@ class ApiFreeRider(Scenario):
             self.api_key = "ak_live_" + base64.urlsafe_b64encode(raw).decode("ascii")
             self.who = [_hosted(rng, actors, TOOLS["curl"], api_key=self.api_key) for _ in range(self.ips)]
             self.add_key("api_key", self.api_key)
+            for _, ip in self.who:
+                self.add_accomplice("ip", ip)
         else:
             uid = make_uids(rng, 1)[0]
             self.who = [_hosted(rng, actors, CLIENTS[8], uid)]

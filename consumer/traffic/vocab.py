@@ -332,6 +332,18 @@ TOOLS: dict[str, Client] = {
         False,
         False,
     ),
+    "googlebot": Client(
+        "googlebot",
+        "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.6367.155 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "HTTP/1.1",
+        "TLSv1.3",
+        "TLS_AES_128_GCM_SHA256",
+        "gzip, deflate, br",
+        None,
+        False,
+        False,
+    ),
     "prefetch": Client(
         "prefetch",
         "Mozilla/5.0 (compatible; FileDropEdgeWarmer/1.2; +https://www.filedrop.example/bot)",
@@ -359,9 +371,12 @@ _SAFE = frozenset(range(0x21, 0x7F)) - {
 }
 
 
+#: ASCII characters CloudFront percent-encodes, for ``str.translate``.
+_ASCII_ESCAPES = {b: f"%{b:02X}" for b in range(0x80) if b not in _SAFE}
+
+
 def cf_encode(text: str) -> str:
     """Percent-encode free text as CloudFront writes it in real-time logs (space -> %20, ...)."""
-    raw = text.encode("utf-8")
-    if all(b in _SAFE for b in raw):
-        return text
-    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
+    if text.isascii():
+        return text.translate(_ASCII_ESCAPES)
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in text.encode("utf-8"))

@@ -68,3 +68,16 @@ class CountingPipeline:
 
 def from_config(cfg: Any) -> CountingPipeline:
     return CountingPipeline()
+
+
+class NoisyPipeline(CountingPipeline):
+    """Writes to stdout like a careless library would: the protocol channel must not see it."""
+
+    def process(self, lines: Sequence[bytes | str], source: str = "") -> list[dict[str, Any]]:
+        print("debug output from a library")
+        os.write(1, b"raw write to fd 1\n")
+        return super().process(lines, source)
+
+
+def noisy_from_config(cfg: Any) -> NoisyPipeline:
+    return NoisyPipeline(threshold=2)

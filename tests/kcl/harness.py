@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def write_config(tmp: Path, stack: StackInfo, app: str, stream: str, **kcl: Any) -> Path:
+def write_config(
+    tmp: Path, stack: StackInfo, app: str, stream: str, sections: dict[str, Any] | None = None, **kcl: Any
+) -> Path:
     section: dict[str, Any] = {
         "stream_name": stream,
         "application_name": app,
@@ -40,9 +42,11 @@ def write_config(tmp: Path, stack: StackInfo, app: str, stream: str, **kcl: Any)
         "status_dir": str(tmp / "status"),
         "pipeline_factory": "tests.kcl.counting_pipeline:from_config",
     }
+    if sections:  # the real pipeline with these sections
+        del section["pipeline_factory"]
     section.update(kcl)
     path = tmp / f"{app}-{section['worker_id']}.yaml"
-    path.write_text(yaml.safe_dump({"kcl": section}))
+    path.write_text(yaml.safe_dump({**(sections or {}), "kcl": section}))
     return path
 
 
@@ -103,3 +107,36 @@ def tail(path: Path, n: int = 40) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(x for x in lines if not x.lstrip().startswith("at "))[-6000:]
+
+
+def real_pipeline_sections(stack: StackInfo, tmp: Path, threshold: int) -> dict[str, Any]:
+    """One block rule on the ip key, blocks delivered to the stack's block Lambda."""
+    s = stack.spec
+    return {
+        "detectors": [
+            {
+                "name": "flood_ip",
+                "type": "rule",
+                "key": "ip",
+                "metric": "requests",
+                "window": "1m",
+                "threshold": threshold,
+                "mode": "block",
+            }
+        ],
+        "actions": {
+            "dry_run": False,
+            "block": {"function_name": s.lambda_name, "region": s.region, "endpoint_url": stack.endpoint},
+            "spool": {"path": str(tmp / "spool.jsonl")},
+            "alert": {"enabled": True, "path": str(tmp / "alerts.jsonl")},
+        },
+        "quarantine": {"path": str(tmp / "quarantine.jsonl")},
+    }
+
+
+def invocations(stack: StackInfo) -> list[dict[str, Any]]:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(stack.endpoint + "/_cfguard/invocations", timeout=5) as r:
+        return list(json.loads(r.read()))

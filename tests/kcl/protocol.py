@@ -25,6 +25,16 @@ def line(ts: int, ip: str) -> bytes:
     return f"{ts}.000\t{ip}\t0.001\t200\n".encode()
 
 
+def line45(ts: float, ip: str, uri: str = "/f/1", status: int = 200) -> bytes:
+    """A full 45-field real-time line (CloudFront's order) for the real parser."""
+    from consumer.fields import ALL_45
+
+    vals = dict.fromkeys(ALL_45, "-")
+    vals.update({"timestamp": f"{ts:.3f}", "c-ip": ip, "sc-status": str(status), "sc-bytes": "1000",
+                 "cs-method": "GET", "cs-uri-stem": uri, "time-taken": "0.010"})  # fmt: skip
+    return ("\t".join(vals[n] for n in ALL_45) + "\n").encode()
+
+
 def initialize(shard: str = "shardId-000000000000", seq: str | None = "TRIM_HORIZON", sub: int = 0) -> dict:
     return {"action": "initialize", "shardId": shard, "sequenceNumber": seq, "subSequenceNumber": sub}
 

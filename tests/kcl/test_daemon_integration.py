@@ -6,6 +6,9 @@ One test per scenario; each uses its own application name (lease table) so they 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +17,47 @@ from consumer import snapshots
 from consumer.kcl.status import read_status
 from consumer.local_stack import StackInfo, boto_client
 from tests.kcl.counting_pipeline import CountingPipeline
-from tests.kcl.harness import daemon, leases, put_lines, tail, wait_for, write_config
-from tests.kcl.protocol import line
+from tests.kcl.harness import (
+    REPO,
+    daemon,
+    invocations,
+    leases,
+    put_lines,
+    real_pipeline_sections,
+    tail,
+    wait_for,
+    write_config,
+)
+from tests.kcl.protocol import line, line45
 
 pytestmark = pytest.mark.integration
 SHARD0 = "shardId-000000000000"
 SIGTERM_EXIT = 143  # the JVM's status after its shutdown hooks ran on SIGTERM (graceful)
+
+
+class RunCommand:
+    """``cfguard run --config FILE`` as a child process (what a container runs)."""
+
+    def __init__(self, config: Path, stack: StackInfo, tmp: Path, threshold: int) -> None:
+        self.config, self.tmp = config, tmp
+        self.env = stack.env()
+        self.env["PYTHONPATH"] = str(REPO)
+        self.env["CFGUARD_TEST_THRESHOLD"] = str(threshold)
+        self.log_path = tmp / "run-a.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "consumer.cli", "run", "--config", str(self.config),
+                 "--workdir", str(self.tmp / "wd-run-a")],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
+            )  # fmt: skip
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
 
 
 def _decisions(status: Path) -> list[dict]:
@@ -27,57 +65,71 @@ def _decisions(status: Path) -> list[dict]:
     return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
 
 
-def test_process_checkpoint_sigterm_restart(local_stack: StackInfo, tmp_path: Path) -> None:
+def test_block_checkpoint_sigterm_restart(local_stack: StackInfo, tmp_path: Path) -> None:
+    """Real pipeline: an abuser is blocked through the Lambda action, checkpoints land in the lease
+    table, SIGTERM checkpoints, and after a restart the restored state still knows the abuser (no
+    second block) and completes a slow one's window (blocked only because its first half is known)."""
     stream, app = local_stack.spec.stream_name, "it-restart"
     status = tmp_path / "status"
-    cfg = write_config(tmp_path, local_stack, app, stream)
-    # 60 requests from the abuser (threshold 50), 30 from a slow one, 110 from 110 others.
-    first = [line(1_700_000_000 + i, "10.6.6.6") for i in range(60)]
-    first += [line(1_700_000_100 + i, "10.3.3.3") for i in range(30)]
-    first += [line(1_700_000_200 + i, f"10.1.{i // 100}.{i % 100}") for i in range(110)]
+    cfg = write_config(
+        tmp_path, local_stack, app, stream, sections=real_pipeline_sections(local_stack, tmp_path, 50)
+    )
+    t0 = 1_700_000_000.0
+    # 60 requests from the abuser (threshold 50 per minute), 30 from a slow one, 110 from others.
+    first = [line45(t0 + i * 0.1, "10.6.6.6") for i in range(60)]
+    first += [line45(t0 + 6 + i * 0.1, "10.3.3.3") for i in range(30)]
+    first += [line45(t0 + 9 + i * 0.1, f"10.1.{i // 100}.{i % 100}") for i in range(110)]
     seqs = put_lines(local_stack, stream, first)
+
+    def blocks_for(ip: str) -> list[dict]:
+        return [x for x in invocations(local_stack) if x["key"] == ip and x["op"] == "block"]
 
     d = daemon(cfg, local_stack, tmp_path, "first")
     d.start()
     try:
-        wait_for(lambda: _decisions(status), 120, "the abuser's decision\n" + tail(d.log_path))
-        # Checkpoints land in the lease table (every 50 records or 2 s).
+        wait_for(lambda: blocks_for("10.6.6.6"), 120, "the abuser's block Invoke\n" + tail(d.log_path))
         wait_for(
             lambda: leases(local_stack, app).get(SHARD0, {}).get("checkpoint") == seqs[-1],
             30,
             "the checkpoint of the last record in the lease table",
         )
-        assert [x["key"] for x in _decisions(status)] == ["10.6.6.6"]
-        more = [line(1_700_001_000 + i, "10.6.6.6") for i in range(5)]
+        more = [line45(t0 + 21 + i * 0.1, "10.6.6.6") for i in range(5)]
         seqs += put_lines(local_stack, stream, more)
         wait_for(lambda: read_status(status)[SHARD0]["records"] == 205, 30, "the 5 new records")
     finally:
-        code = d.stop()  # SIGTERM -> shutdownRequested -> checkpoint
-    log_first = tail(d.log_path)
-    assert code == SIGTERM_EXIT, log_first
+        code = d.stop()  # SIGTERM -> shutdownRequested -> flush, snapshot, checkpoint
+    assert code == SIGTERM_EXIT, tail(d.log_path)
     assert "Writing ShutdownRequestedMessage" in d.log_path.read_text()
     assert leases(local_stack, app)[SHARD0]["checkpoint"] == seqs[-1]
+    assert [(x["key"], x["action"]) for x in _decisions(status) if x["action"] == "block"] == [
+        ("10.6.6.6", "block")
+    ]
 
-    # While stopped: 25 more from the slow one (55 in all: only a restored state knows the first 30)
-    # and more from the abuser (already decided: must not be decided twice).
-    later = [line(1_700_002_000 + i, "10.3.3.3") for i in range(25)]
-    later += [line(1_700_002_100 + i, "10.6.6.6") for i in range(20)]
+    # While stopped: 25 more from the slow one (55 within the minute: only a restored window
+    # reaches 50) and 60 more from the abuser: enough for a block on their own, so only the restored
+    # state (detector window, guard cooldown) keeps a second block from being sent.
+    later = [line45(t0 + 30 + i * 0.1, "10.3.3.3") for i in range(25)]
+    later += [line45(t0 + 33 + i * 0.1, "10.6.6.6") for i in range(60)]
     seqs += put_lines(local_stack, stream, later)
     d2 = daemon(cfg, local_stack, tmp_path, "second")
     d2.start()
     try:
-        wait_for(lambda: len(_decisions(status)) >= 2, 90, "the second decision\n" + tail(d2.log_path))
+        wait_for(lambda: blocks_for("10.3.3.3"), 90, "the slow one's block\n" + tail(d2.log_path))
         st = wait_for(
-            lambda: (s := read_status(status)[SHARD0]).get("records") == 45 and s,
+            lambda: (s := read_status(status)[SHARD0]).get("records") == 85 and s,
             30,
-            "the 45 new records in the restarted processor",
+            "the 85 new records in the restarted processor",
         )
         assert st["restored_from"] == f"{SHARD0}@{int(seqs[204])}.0"
         assert st["skipped_redelivered"] == 0
-        assert st["pipeline"]["records"] == 250  # 205 from the snapshot + 45: none lost, none twice
     finally:
         assert d2.stop() == SIGTERM_EXIT, tail(d2.log_path)
-    assert [x["key"] for x in _decisions(status)] == ["10.6.6.6", "10.3.3.3"]
+    assert len(blocks_for("10.6.6.6")) == 1  # no block sent twice
+    assert len(blocks_for("10.3.3.3")) == 1
+    after = [(x["key"], x["action"], x["reason"]) for x in _decisions(status)][1:]
+    assert ("10.3.3.3", "block", "threshold") in after
+    assert ("10.6.6.6", "refused", "cooldown") in after  # the restored guard remembers the block
+    assert all(a != "block" for k, a, _ in after if k == "10.6.6.6")
     assert leases(local_stack, app)[SHARD0]["checkpoint"] == seqs[-1]
 
 
@@ -92,7 +144,8 @@ def test_two_workers_split_shards_and_survive_sigkill(local_stack: StackInfo, tm
     lines = [line(1_700_000_000 + i, f"10.2.{i % 7}.{i % 11}") for i in range(400)]
     put_lines(local_stack, stream, lines)
 
-    a = daemon(cfg_a, local_stack, tmp_path, "a", threshold=10**9)
+    # Worker a runs through `cfguard run` (its SIGTERM is forwarded to the daemon), b directly.
+    a = RunCommand(cfg_a, local_stack, tmp_path, threshold=10**9)
     b = daemon(cfg_b, local_stack, tmp_path, "b", threshold=10**9)
     a.start()
     b.start()

@@ -231,3 +231,15 @@ def _decisions(tmp_path: Path) -> list[dict]:
 
     p = tmp_path / "status" / "decisions.jsonl"
     return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_processor_exits_when_its_pipeline_cannot_be_built(tmp_path: Path) -> None:
+    proc, _ = make(tmp_path)
+
+    def broken():  # type: ignore[no-untyped-def]
+        raise ValueError("detectors need field(s) cs-cookie that input.fields does not include")
+
+    proc.pipeline_factory = broken
+    with pytest.raises(SystemExit) as exc:
+        drive(proc, [initialize()])
+    assert exc.value.code == 1
