@@ -139,10 +139,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"environment variable {name}: not valid YAML ({exc})") from None
+        value = _safe_load(raw, f"environment variable {name}") if raw.strip() else raw
         node = tree
         for part in path[:-1]:
             nxt = node.setdefault(part, {})
@@ -163,18 +160,53 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: A config is a few KB; anything near this is not one.
+MAX_CONFIG_BYTES = 1_048_576
+#: Values (scalars, lists, mappings) a config may expand to: YAML aliases can make a small file
+#: expand exponentially ("billion laughs"), and validation and error messages walk the expansion.
+MAX_CONFIG_NODES = 100_000
+
+
+def _check_expansion(data: object, origin: str) -> None:
+    """ConfigError if ``data`` expands to more than ``MAX_CONFIG_NODES`` values (stops counting there)."""
+    seen = 0
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"{origin} expands to more than {MAX_CONFIG_NODES} values (YAML aliases?): refused"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _safe_load(text: str, origin: str) -> Any:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin} is nested too deeply") from None
+    _check_expansion(data, origin)
+    return data
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES} bytes: refused")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    data = _safe_load(text, f"config file {p}")
     if data is None:
         return {}
     if not isinstance(data, dict):
