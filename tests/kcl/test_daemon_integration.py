@@ -204,3 +204,28 @@ def test_two_workers_split_shards_and_survive_sigkill(local_stack: StackInfo, tm
         total += p.records
     assert total == 600
     assert any(final[s]["restored_from"] for s in held_by_b)  # b's shards resumed from its snapshots
+
+
+def test_efo_option_registers_the_named_consumer(local_stack: StackInfo, tmp_path: Path) -> None:
+    """retrieval_mode FANOUT + efo_consumer_name reach the daemon: it registers that stream consumer."""
+    stream, app = "it-efo", "it-efo"
+    kinesis = boto_client("kinesis", local_stack.endpoint, local_stack.spec.region)
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    cfg = write_config(
+        tmp_path, local_stack, app, stream, retrieval_mode="FANOUT", efo_consumer_name="cfguard-efo-test"
+    )
+    d = daemon(cfg, local_stack, tmp_path, "efo")
+    d.start()
+    try:
+        names = wait_for(
+            lambda: [
+                c["ConsumerName"] for c in kinesis.list_stream_consumers(StreamARN=arn).get("Consumers", [])
+            ],
+            120,
+            "a registered stream consumer\n" + tail(d.log_path),
+        )
+    finally:
+        d.kill()
+    assert names == ["cfguard-efo-test"]  # not the application name, the KCL's default
