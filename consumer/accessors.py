@@ -11,7 +11,9 @@ The raw texts are the fields exactly as a real-time log line carries them (sampl
 Header and cookie values are returned as the client sent them (the log's encoding undone once).
 Query argument values are returned as a web framework would see them: the log's encoding undone,
 then the form decoding of the query itself (``+`` is a space, ``%XX`` a byte).
-``-`` (missing field) and an absent name give ``None``. First match wins.
+``-`` (missing field) and an absent name give ``None``. First match wins. CloudFront truncates
+``cs-headers`` and ``cs-cookie`` to 800 bytes: a value cut off there is returned as far as it was
+logged (a cut ``%2`` escape stays as it is).
 """
 
 from __future__ import annotations

@@ -4,11 +4,14 @@ One Kinesis record carries one line: tab-separated fields in CloudFront's fixed 
 ``-`` for a missing value, a trailing ``\\n``. The configured field list decides the columns.
 
 Why it is built this way (figures in ``bench/results/parse.md``): per-record Python work is what
-costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: ``b"".join`` then one C
-``split(b"\\t")``, wanted columns taken by slicing that flat list, numbers converted column by column
-(``float`` in C over the column, validated with one ``translate`` per column), text decoded
-column by column. Line structure is verified without a per-line Python loop: every line must end
-with its one ``\\n`` and that newline must fall in the element where the N-th field of the line ends.
+costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: the lines joined by a tab,
+then one C ``split(b"\\t")``, and the wanted columns are slices of that flat list. Line structure is
+verified without a per-line Python loop: every line ends with its one ``\\n`` (one numpy count over
+the buffer) and every N-th element of the split ends with it. Columns are then converted one at a
+time: repetitive fields (status, method, result type, user agent, cookie...) through a small
+per-column table of converted values kept across batches (each distinct value is validated and
+converted once, and equal texts share one ``str``); other numbers with ``float`` in C after one
+``translate`` check of the whole column; ``dddddddddd.ddd`` timestamps vectorised.
 
 Anything the fast path does not accept goes through :func:`LineParser.parse_line`, the reference
 semantics for one line, which decides whether the line is a record or malformed (and why); the fast
@@ -111,7 +114,7 @@ class LineParser:
         self.max_line_bytes = max_line_bytes
         self._scratch = np.empty(1 << 16, dtype=bool)
         # Per column, converted values of repetitive fields, kept across chunks (bounded).
-        self._tables: dict[str, dict[bytes, object]] = {c.name: {} for c in self.columns}
+        self._tables: dict[str, _Table] = {c.name: _Table() for c in self.columns}
         for c in self.columns:
             if not 0 <= c.index < n_fields:
                 raise ValueError(f"column {c.name} at index {c.index} outside a {n_fields}-field layout")
@@ -287,11 +290,12 @@ class LineParser:
         lens = np.fromiter(map(len, lines), np.int64, n)
         if lens.max() > self.max_line_bytes or lens.min() == 0:
             return None
-        buf = b"".join(lines)
+        # One buffer: the lines joined by a tab, so that one split gives N elements per line.
+        buf = _TAB.join(lines)
         arr = np.frombuffer(buf, dtype=np.uint8)
-        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1] == 10))
+        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1 + np.arange(n)] == 10))
         if ends == 0:  # lines handed over without their newline
-            buf = _NL.join(lines) + _NL
+            buf = b"\n\t".join(lines) + _NL
             arr = np.frombuffer(buf, dtype=np.uint8)
         elif ends != n:
             return None
@@ -304,33 +308,24 @@ class LineParser:
         if np.count_nonzero(eq) != n:
             return None
         nf = self.n_fields
-        step = nf - 1
-        if step == 0:
-            flat = buf.split(_NL)
-            if len(flat) != n + 1:
-                return None
-            firsts = lasts = flat[:n]
-        else:
-            flat = buf.split(_TAB)
-            if len(flat) != n * step + 1:
-                return None
-            boundary = flat[step::step]  # "last field\nfirst field of the next line", n of them
-            if list(map(bytes.count, boundary, repeat(_NL))).count(1) != n:
-                return None
-            parts = _NL.join(boundary).split(_NL)  # [last0, first1, last1, first2, ..., last(n-1), b""]
-            lasts = parts[0 : 2 * n - 1 : 2]
-            firsts = [flat[0], *parts[1 : 2 * n - 2 : 2]]
+        flat = buf.split(_TAB)
+        if len(flat) != n * nf:
+            return None
+        # Every N-th element must end with a newline. The n newlines are the n line ends, so the
+        # k-th such element ends at line k's end: each line has exactly N-1 tabs.
+        lasts = flat[nf - 1 :: nf]
+        if sum(map(bytes.endswith, lasts, repeat(_NL))) != n:
+            return None
         cols: dict[str, np.ndarray | list[str | None]] = {}
         bad: set[int] = set()
         for c in self.columns:
-            if c.index == 0:
-                raw = firsts
-            elif c.index == nf - 1:
-                raw = lasts
-                if ends and any(x.endswith(b"\r") for x in raw):  # "\r\n" endings (not a bare "\r")
-                    raw = [x[:-1] if x.endswith(b"\r") else x for x in raw]
+            if c.index == nf - 1:
+                if ends:  # the line's own "\n" or "\r\n"
+                    raw = [x[:-2] if x.endswith(b"\r\n") else x[:-1] for x in lasts]
+                else:  # the "\n" added above; a bare "\r" of the line stays, as in parse_line
+                    raw = [x[:-1] for x in lasts]
             else:
-                raw = flat[c.index :: step]
+                raw = flat[c.index :: nf]
             if c.numeric:
                 cols[c.name] = _numbers(raw, c, bad, self._tables[c.name])
             else:
@@ -341,9 +336,19 @@ class LineParser:
 _SAMPLE = 64
 
 
-def _repetitive(raw: list[bytes], table: dict[bytes, object]) -> bool:
+class _Table:
+    """Converted values of one repetitive column, and whether the last chunk brought new ones."""
+
+    __slots__ = ("missed", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, object] = {}
+        self.missed = False
+
+
+def _repetitive(raw: list[bytes], table: _Table) -> bool:
     """Few distinct values (status, method, result type, UA...): convert each distinct value once."""
-    if table:
+    if table.values:
         return True
     sample = raw[:_SAMPLE]
     return len(set(sample)) * 2 <= len(sample)
@@ -354,48 +359,62 @@ _TABLE_LIMIT = 4096
 
 def _through_table(
     raw: list[bytes],
-    table: dict[bytes, object],
+    table: _Table,
     convert: Callable[[bytes], tuple[bool, object]],
     bad: set[int],
 ) -> list[object] | None:
     """``raw`` mapped through a conversion table, converting unseen values once; ``None`` when the
     column turns out not to be repetitive (the table is then dropped)."""
-    try:
-        return list(map(table.__getitem__, raw))
-    except KeyError:
-        pass
-    new = set(raw).difference(table)
+    values = table.values
+    if not table.missed:  # the usual case: every value seen before, one pass
+        try:
+            return list(map(values.__getitem__, raw))
+        except KeyError:
+            pass
+    new = set(raw).difference(values)
+    table.missed = bool(new)  # a column with a steady trickle of new values skips the attempt
     if len(new) * 2 > len(raw) and len(raw) >= _SAMPLE:
-        table.clear()
+        values.clear()
+        table.missed = False
         return None
-    if len(table) + len(new) > _TABLE_LIMIT:
-        table.clear()
+    if len(values) + len(new) > _TABLE_LIMIT:
+        values.clear()
         new = set(raw)
     invalid: dict[bytes, object] = {}
     for x in new:
         ok, v = convert(x)
         if ok:
-            table[x] = v
+            values[x] = v
         else:
             invalid[x] = v
     if not invalid:
-        return list(map(table.__getitem__, raw))
+        return list(map(values.__getitem__, raw))
     out: list[object] = []
     for i, x in enumerate(raw):
         if x in invalid:
             bad.add(i)
             out.append(invalid[x])
         else:
-            out.append(table[x])
+            out.append(values[x])
     return out
 
 
-def _numbers(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> np.ndarray:
+def _numbers(raw: list[bytes], c: Column, bad: set[int], table: _Table) -> np.ndarray:
     """float64 column (NaN for ``-``); rows that fail validation are added to ``bad``."""
     n = len(raw)
     arr: np.ndarray | None = None
-    if raw.count(_DASH) == n:  # e.g. sc-range-start: almost always missing
+    if c.required_time and (fixed := _fixed_width_timestamps(raw)) is not None:
+        return fixed  # in range by construction of the check
+    dashes = raw.count(_DASH)
+    if dashes == n:  # e.g. sc-range-start: almost always missing
         arr = np.full(n, np.nan)
+    elif dashes * 4 > n * 3 and not c.required_time:
+        # Mostly missing: convert only the present values.
+        present = list(compress(range(n), map(_DASH.__ne__, raw)))
+        sub_bad: set[int] = set()
+        arr = np.full(n, np.nan)
+        arr[present] = _numbers_distinct([raw[i] for i in present], c, sub_bad)
+        bad.update(present[i] for i in sub_bad)
     elif _repetitive(raw, table):
         kind = c.kind
 
@@ -416,6 +435,32 @@ def _numbers(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, obje
         if not ok.all():
             bad.update(np.flatnonzero(~ok).tolist())
     return arr
+
+
+_TS_DIGITS = np.array([*range(10), 11, 12, 13])
+_TS_POWERS = 10 ** np.arange(12, -1, -1, dtype=np.int64)
+
+
+def _fixed_width_timestamps(raw: list[bytes]) -> np.ndarray | None:
+    """Vectorised path for the usual ``dddddddddd.ddd`` timestamps; None when any is not of that form.
+
+    Exact: the 13 digits make an integer below 2**53 and the division by 1000 is correctly rounded,
+    which is what ``float()`` of the text gives.
+    """
+    n = len(raw)
+    joined = b"".join(raw)
+    if len(joined) != 14 * n:
+        return None
+    chars = np.frombuffer(joined, dtype=np.uint8).reshape(n, 14)
+    if not (chars[:, 10] == 46).all():
+        return None
+    digits = chars[:, _TS_DIGITS] - np.uint8(48)  # wraps above 9 for anything that is not a digit
+    if (digits > 9).any():
+        return None
+    values = (digits.astype(np.int64) @ _TS_POWERS) / 1000.0
+    if not ((values >= MIN_TIMESTAMP) & (values < MAX_TIMESTAMP)).all():
+        return None
+    return values
 
 
 def _numbers_distinct(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
@@ -447,7 +492,7 @@ def _numbers_distinct(raw: list[bytes], c: Column, bad: set[int]) -> np.ndarray:
     return arr
 
 
-def _texts(raw: list[bytes], c: Column, bad: set[int], table: dict[bytes, object]) -> list[str | None]:
+def _texts(raw: list[bytes], c: Column, bad: set[int], table: _Table) -> list[str | None]:
     if _repetitive(raw, table):
         url = c.decode
 

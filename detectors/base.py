@@ -48,6 +48,11 @@ class WindowDetector:
     def reset(self, slots: np.ndarray) -> None:
         """The keys in these slots are forgotten."""
 
+    def adopt(self, old: WindowDetector) -> bool:
+        """Take over the per-key state of ``old`` (same name and kind, the spec changed): True when
+        the state means the same under the new spec, else False (this detector starts empty)."""
+        return False
+
 
 class Reemitter:
     """Once per key and window when the score first reaches 1.0, then again each time it reaches the

@@ -56,6 +56,19 @@ class BaselineDetector(WindowDetector):
         self.count[slots] = 0
         self.emitter.reset(slots)
 
+    def adopt(self, old: WindowDetector) -> bool:
+        """k, min_value, min_history, alpha and mode may change; the learned mean and variance hold
+        while the metric, window and filters are the same."""
+        o = old.spec
+        same = (o.key, o.window, o.metric, o.path, o.status)
+        if same != (self.spec.key, self.spec.window, self.spec.metric, self.spec.path, self.spec.status):
+            return False
+        assert isinstance(old, BaselineDetector)
+        self.mean, self.var, self.count = old.mean, old.var, old.count
+        self.learned, self.skipped_flagged = old.learned, old.skipped_flagged
+        self.emitter.last = old.emitter.last
+        return True
+
     def thresholds(self, slots: np.ndarray) -> np.ndarray:
         """Per-slot threshold; +inf where the history is too short to score."""
         sp = self.spec

@@ -32,6 +32,11 @@ class StateConfig(Strict):
     allowed_lateness_s: int = Field(
         60, ge=0, description="records older than the newest minus this are dropped"
     )
+    max_future_s: int = Field(
+        86_400,
+        gt=0,
+        description="records this far ahead of the stream's event time are dropped as corrupt (counted)",
+    )
 
 
 class _WindowedSpec(Strict):
@@ -85,11 +90,22 @@ class RuleSpec(_WindowedSpec):
     reemit_factor: float = Field(
         2.0, gt=1.0, description="re-emit in the same window when the score grows by this"
     )
+    sliding: bool = Field(
+        False,
+        description="score the last `window` seconds (current window plus the previous one weighted by "
+        "the part still inside) instead of the aligned window; sum metrics only",
+    )
 
     @field_validator("metric")
     @classmethod
     def _metric_ok(cls, v: str) -> str:
         return check_metric(v)
+
+    @model_validator(mode="after")
+    def _sliding_sum_only(self) -> RuleSpec:
+        if self.sliding:
+            check_metric(self.metric, kind="sum")
+        return self
 
 
 class RatioSpec(_WindowedSpec):
@@ -102,6 +118,7 @@ class RatioSpec(_WindowedSpec):
     min_requests: int = Field(1, ge=1, description="denominator value needed before it scores")
     min_numerator: float = Field(0, ge=0, description="numerator value needed before it scores")
     reemit_factor: float = Field(2.0, gt=1.0)
+    sliding: bool = Field(False, description="both sides as sliding-window estimates (see RuleSpec.sliding)")
 
     @field_validator("numerator", "denominator")
     @classmethod

@@ -4,6 +4,8 @@ Thresholds are set for a content site where an ordinary user makes well under on
 and downloads at most a few GB a day, and where one IP may be a corporate NAT with hundreds of users:
 per-IP rules therefore only catch what no crowd of ordinary users produces (floods, scans, credential
 stuffing, cache-busting), and the volume rules (bandwidth, scraping, baseline) work per user.
+Request floods and the hourly bandwidth rule score the last minute/hour (``sliding``), so a burst
+straddling a window boundary still counts whole; the daily cap is per UTC day.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ def default_detectors() -> list[DetectorSpec]:
     return [
         # Request floods: 100 req/s sustained for a minute from one IP; 20 req/s from one user.
         RuleSpec(
-            name="request_flood_ip", key="ip", window="1m", metric="requests", threshold=6000, mode="block"
+            name="request_flood_ip",
+            key="ip",
+            window="1m",
+            metric="requests",
+            threshold=6000,
+            sliding=True,
+            mode="block",
         ),
         RuleSpec(
             name="request_flood_user",
@@ -27,6 +35,7 @@ def default_detectors() -> list[DetectorSpec]:
             window="1m",
             metric="requests",
             threshold=1200,
+            sliding=True,
             mode="block",
         ),
         # Bandwidth hogs: per user per hour and per (UTC) day; per IP only at NAT-proof volume.
@@ -36,6 +45,7 @@ def default_detectors() -> list[DetectorSpec]:
             window="1h",
             metric="bytes_sent",
             threshold=10 * GB,
+            sliding=True,
             mode="block",
         ),
         RuleSpec(

@@ -108,6 +108,16 @@ class Engine:
             first = det.needs()[0]
             if det.evaluates:
                 self.evaluators.setdefault((kt, first.channel, first.window_s), []).append(i)
+        longest = max(plan, key=lambda sk: sk[2], default=None)
+        if longest is not None and state.idle_timeout_s < longest[2] + state.allowed_lateness_s:
+            name = next(
+                d.spec.name for d in self.detectors if any(n.window_s == longest[2] for n in d.needs())
+            )
+            raise ValueError(
+                f"state.idle_timeout_s ({state.idle_timeout_s}) is shorter than the longest detector window "
+                f"({longest[2]} s, detector {name!r}) plus state.allowed_lateness_s "
+                f"({state.allowed_lateness_s}): keys would be forgotten before their window ends"
+            )
         for kt in self.by_key_type:
             self.tables[kt] = KeyTable(state.max_keys)
         for sk, (sums, distincts, sub) in plan.items():
@@ -120,7 +130,14 @@ class Engine:
         self.watermark = -math.inf
         self.last_sweep = -math.inf
         self.sweep_every_s = max(1.0, min(state.idle_timeout_s / 8, 3600.0))
-        self.counters = {"records": 0, "late_accepted": 0, "late_dropped": 0, "bad_time": 0, "findings": 0}
+        self.counters = {
+            "records": 0,
+            "late_accepted": 0,
+            "late_dropped": 0,
+            "future_dropped": 0,
+            "bad_time": 0,
+            "findings": 0,
+        }
         self._fingerprint = self._make_fingerprint()
 
     @classmethod
@@ -182,6 +199,10 @@ class Engine:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, obj: object) -> None:
+        """Continue from a snapshot. Same configuration: exactly where it stood. Changed configuration
+        (thresholds tuned, detectors added or removed): what is still compatible is kept (a key
+        type's keys, a store with the same key type, filter, window and metrics, a detector's state
+        when its name and state layout match) and the rest starts empty; each reset is logged."""
         if not isinstance(obj, bytes | bytearray):
             raise ValueError(
                 f"engine snapshot must be bytes from Engine.snapshot(), got {type(obj).__name__}"
@@ -189,15 +210,60 @@ class Engine:
         state = pickle.loads(obj)
         if not isinstance(state, dict) or state.get("version") != SNAPSHOT_VERSION:
             raise ValueError("engine snapshot has an unknown format or version")
-        if state["fingerprint"] != self._fingerprint:
-            raise ValueError("engine snapshot was taken with a different detector/state configuration")
-        self.detectors = state["detectors"]
-        self.tables = state["tables"]
-        self.stores = state["stores"]
-        self.filters = state["filters"]
         self.watermark = state["watermark"]
         self.last_sweep = state["last_sweep"]
         self.counters = state["counters"]
+        if state["fingerprint"] == self._fingerprint:
+            self.detectors = state["detectors"]
+            self.tables = state["tables"]
+            self.stores = state["stores"]
+            self.filters = state["filters"]
+            return
+        self._restore_compatible(state)
+
+    def _restore_compatible(self, state: dict[str, Any]) -> None:
+        kept: list[str] = []
+        reset: list[str] = []
+        for kt in self.tables:
+            old = state["tables"].get(kt)
+            if old is not None and old.next_slot <= self.state.max_keys:
+                old.max_keys = self.state.max_keys
+                self.tables[kt] = old
+                kept.append(f"keys of {kt!r}")
+            elif old is not None:
+                reset.append(f"keys of {kt!r} (more slots used than the new max_keys)")
+        for sk, store in self.stores.items():
+            old = state["stores"].get(sk)
+            kt_kept = state["tables"].get(sk[0]) is self.tables[sk[0]]
+            if (
+                kt_kept
+                and old is not None
+                and (old.sums, old.distincts, old.subscribed)
+                == (store.sums, store.distincts, store.subscribed)
+            ):
+                self.stores[sk] = old
+            else:
+                if kt_kept:
+                    what = f"{sk[2]} s window of {sk[0]!r} {sk[1].describe() or ''}".rstrip()
+                    reset.append(f"{what} ({'new' if old is None else 'changed'})")
+                store.grow(self.tables[sk[0]].capacity)
+        old_dets = {d.spec.name: d for d in state["detectors"]}
+        for i, det in enumerate(self.detectors):
+            old = old_dets.get(det.spec.name)
+            table = self.tables[det.spec.key]
+            if state["tables"].get(det.spec.key) is table:
+                if old is not None and old.spec == det.spec:
+                    self.detectors[i] = old
+                    continue
+                if old is not None and type(old) is type(det) and det.adopt(old):
+                    continue
+                reset.append(f"detector {det.spec.name!r} ({'new' if old is None else 'changed'})")
+            det.grow(table.capacity)
+        log.warning(
+            "engine snapshot from another configuration: kept %s; started empty: %s",
+            ", ".join(kept) or "nothing",
+            ", ".join(reset) or "nothing",
+        )
 
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self.counters)
@@ -213,9 +279,10 @@ class Engine:
         return out
 
     def state_bytes(self) -> int:
-        """Bytes held by the numpy state (stores, key tables' arrays, detectors' per-slot arrays)."""
+        """Bytes of the per-key state: stores, key tables (index, slot list), detectors' per-slot arrays.
+        Not counted: the key strings and the sparse re-emission dicts of flagged keys."""
         total = sum(s.nbytes() for s in self.stores.values())
-        total += sum(t.last_seen.nbytes for t in self.tables.values())
+        total += sum(t.nbytes() for t in self.tables.values())
         for d in self.detectors:
             for a in vars(d).values():
                 if isinstance(a, np.ndarray):
@@ -229,6 +296,17 @@ class Engine:
         t = np.asarray(batch.time, dtype=np.float64)
         L = self.state.allowed_lateness_s
         finite = np.isfinite(t)
+        c = self.counters
+        # A few records far ahead of everything else (corrupt timestamps) must not drag the
+        # watermark along, or every later record would be "too late". In the sorted times (after the
+        # watermark), the first gap longer than max_future_s splits the batch: if at most 1% of it
+        # (at least one record) lies beyond, those records are dropped and counted; if more do, the
+        # stream really jumped (a quiet period, a replay of another day) and all are kept.
+        if finite.any():
+            future = self._future_outliers(t, finite)
+            if future is not None:
+                c["future_dropped"] += int(future.sum())
+                finite &= ~future
         tf = np.where(finite, t, -np.inf)
         acc = np.maximum.accumulate(tf)
         before = np.empty(n)
@@ -237,11 +315,10 @@ class Engine:
         late = finite & (t < before)
         too_late = late & (t < before - L)
         ok = finite & ~too_late
-        c = self.counters
         c["records"] += n
         c["late_accepted"] += int((late & ~too_late).sum())
         c["late_dropped"] += int(too_late.sum())
-        c["bad_time"] += int((~finite).sum())
+        c["bad_time"] += int((~np.isfinite(t)).sum())
         self.watermark = max(self.watermark, float(acc[-1]))
 
         bv = BatchValues(batch)
@@ -272,6 +349,22 @@ class Engine:
         c["findings"] += len(findings)
         findings.sort(key=lambda f: f.event_time)
         return findings
+
+    def _future_outliers(self, t: np.ndarray, finite: np.ndarray) -> np.ndarray | None:
+        tf = t[finite]
+        low = float(tf.min()) if not math.isfinite(self.watermark) else min(self.watermark, float(tf.min()))
+        if float(tf.max()) - low <= self.state.max_future_s:
+            return None  # the usual case: no gap can be that long
+        st = np.sort(tf)
+        chain = st if not math.isfinite(self.watermark) else np.concatenate(([self.watermark], st))
+        gaps = np.flatnonzero(np.diff(chain) > self.state.max_future_s)
+        if gaps.size == 0:
+            return None
+        cut = float(chain[gaps[0] + 1])
+        beyond = finite & (t >= cut)
+        if int(beyond.sum()) > max(1, t.size // 100):
+            return None
+        return beyond
 
     def _dispatch(self, sk: StoreKey, cw: ClosedWindows, table: KeyTable) -> list[Finding]:
         out: list[Finding] = []
@@ -305,6 +398,12 @@ class Engine:
             new_idx = new_idx[np.argsort(first[new_idx], kind="stable")]  # slots in order of arrival
             shortfall = new_idx.size - table.room()
             if shortfall > 0:
+                if table.evicted_lru == 0:
+                    log.warning(
+                        "key type %r reached state.max_keys (%d): evicting least recently seen keys",
+                        kt,
+                        table.max_keys,
+                    )
                 victims = table.pick_lru(shortfall, us[us >= 0])
                 self._release(kt, table, victims, findings)
                 table.evicted_lru += int(victims.size)

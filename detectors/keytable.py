@@ -95,9 +95,11 @@ class KeyTable:
             th = self._th[p]
             free = (th == _EMPTY) | (th == _TOMB)
             cand = active[free]
-            # several new keys may probe the same free cell: the first of each takes it
-            _, first = np.unique(pos[cand], return_index=True)
-            win = cand[first]
+            # Several new keys may probe the same free cell: each writes its id there, the one
+            # whose id stays takes the cell (the cells are free, so _ts is scratch until then).
+            cells = pos[cand]
+            self._ts[cells] = cand
+            win = cand[self._ts[cells] == cand]
             self._tomb -= int((self._th[pos[win]] == _TOMB).sum())
             self._th[pos[win]] = h[win]
             self._ts[pos[win]] = slots[win]
@@ -111,6 +113,10 @@ class KeyTable:
 
     def __len__(self) -> int:
         return self.live
+
+    def nbytes(self) -> int:
+        """Bytes of the table's arrays and slot list (not the key strings themselves)."""
+        return self.last_seen.nbytes + self._th.nbytes + self._ts.nbytes + 8 * len(self.keys)
 
     def __contains__(self, key: str) -> bool:
         return self.slot_of(key) is not None
@@ -185,15 +191,16 @@ class KeyTable:
         fresh = max(0, len(keys) - len(self.free))
         if self.next_slot + fresh > self.capacity:
             self._grow(self.next_slot + fresh)
-        out = np.empty(len(keys), dtype=np.int64)
-        for i, k in enumerate(keys):
-            if self.free:
-                s = self.free.pop()
-            else:
-                s = self.next_slot
-                self.next_slot += 1
-            self.keys[s] = k
-            out[i] = s
+        k = len(keys)
+        nf = min(len(self.free), k)
+        reused = self.free[len(self.free) - nf :][::-1]
+        del self.free[len(self.free) - nf :]
+        slot_list = reused + list(range(self.next_slot, self.next_slot + k - nf))
+        self.next_slot += k - nf
+        table = self.keys
+        for slot, key in zip(slot_list, keys, strict=True):
+            table[slot] = key
+        out = np.array(slot_list, dtype=np.int64)
         self.live += len(keys)
         self._insert(key_hashes(keys) if hashes is None else hashes, out)
         return out

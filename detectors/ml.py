@@ -60,8 +60,16 @@ class MLDetector:
         self._moments = RunningMoments(len(self._features))
         self._threshold = self._new_threshold()
         self._counters: dict[str, int] = dict.fromkeys(
-            ("scored", "learned", "flagged", "emitted", "warmup_suppressed", "invalid_values",
-             "missing_features", "below_min_requests"),
+            (
+                "scored",
+                "learned",
+                "flagged",
+                "emitted",
+                "warmup_suppressed",
+                "invalid_values",
+                "missing_features",
+                "below_min_requests",
+            ),
             0,
         )
         self._warned_missing: set[str] = set()
@@ -85,8 +93,10 @@ class MLDetector:
     ) -> Finding | None:
         """Judge one key's closed window; learn it unless it is flagged. Returns a finding or None."""
         if window_s != self.window_s:
-            raise ValueError(f"ML detector {self.name!r} has window {self.spec.window} "
-                             f"({self.window_s} s), called with window_s={window_s}")
+            raise ValueError(
+                f"ML detector {self.name!r} has window {self.spec.window} "
+                f"({self.window_s} s), called with window_s={window_s}"
+            )
         requests = features.get("requests")
         if requests is not None and requests < self.spec.min_requests:
             # The engine filters on min_requests; this keeps a stray call from teaching the model.
@@ -137,8 +147,9 @@ class MLDetector:
             self._counters["missing_features"] += 1
             if name not in self._warned_missing:
                 self._warned_missing.add(name)
-                log.warning("ML detector %r: metric %r missing from the engine's metrics; using 0",
-                            self.name, name)
+                log.warning(
+                    "ML detector %r: metric %r missing from the engine's metrics; using 0", self.name, name
+                )
             return None
         v = float(v)
         if not math.isfinite(v) or v < 0.0:
@@ -164,21 +175,24 @@ class MLDetector:
         self._model.learn_one(self._scaler.transform(logs))
         self._counters["learned"] += 1
 
-    def _evidence(self, raw: list[float], logs: list[float], x: dict[str, float],
-                  score: float, threshold: float) -> dict[str, Any]:
+    def _evidence(
+        self, raw: list[float], logs: list[float], x: dict[str, float], score: float, threshold: float
+    ) -> dict[str, Any]:
         contributions = []
         for i, name in enumerate(self._features):
             typical_log = self._moments.mean[i]
             x_typical = dict(x)
             x_typical[name] = self._scaler.transform_one(i, typical_log)
             loo = positive_score(self.spec, self._model.score_one(x_typical))
-            contributions.append({
-                "feature": name,
-                "value": round(raw[i], 6),
-                "typical": round(math.expm1(typical_log), 3),
-                "deviation": round(self._moments.deviation(i, logs[i]), 3),
-                "score_drop": round((score - loo) / score, 4) if score > 0 else 0.0,
-            })
+            contributions.append(
+                {
+                    "feature": name,
+                    "value": round(raw[i], 6),
+                    "typical": round(math.expm1(typical_log), 3),
+                    "deviation": round(self._moments.deviation(i, logs[i]), 3),
+                    "score_drop": round((score - loo) / score, 4) if score > 0 else 0.0,
+                }
+            )
         contributions.sort(key=lambda c: (-c["score_drop"], -abs(c["deviation"]), c["feature"]))
         return {
             "model": self.spec.model.kind,
@@ -217,13 +231,17 @@ class MLDetector:
 
     def _check(self, state: dict[str, Any]) -> None:
         if state.get("version") != _SNAPSHOT_VERSION:
-            raise ValueError(f"ML detector {self.name!r}: snapshot version {state.get('version')!r}, "
-                             f"expected {_SNAPSHOT_VERSION}")
+            raise ValueError(
+                f"ML detector {self.name!r}: snapshot version {state.get('version')!r}, "
+                f"expected {_SNAPSHOT_VERSION}"
+            )
         mine = _state_fingerprint(self.spec)
         if state["fingerprint"] != mine:
             changed = sorted(k for k in mine if state["fingerprint"].get(k) != mine[k])
-            raise ValueError(f"ML detector {self.name!r}: snapshot was taken with different {changed}; "
-                             "its learned state does not apply to this config")
+            raise ValueError(
+                f"ML detector {self.name!r}: snapshot was taken with different {changed}; "
+                "its learned state does not apply to this config"
+            )
 
     def _load(self, state: dict[str, Any]) -> None:
         self._check(state)

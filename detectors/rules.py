@@ -29,8 +29,26 @@ class _Windowed(WindowDetector):
     def reset(self, slots: np.ndarray) -> None:
         self.emitter.reset(slots)
 
+    def adopt(self, old: WindowDetector) -> bool:
+        """Thresholds, modes and minimums may change: the record of what was already emitted holds
+        as long as the counted windows are the same (key, filter, window)."""
+        o = old.spec
+        if (o.key, o.window, o.path, o.status) != (
+            self.spec.key,
+            self.spec.window,
+            self.spec.path,
+            self.spec.status,
+        ):
+            return False
+        self.emitter.last = old.emitter.last  # type: ignore[attr-defined]
+        return True
+
     def _finding(self, view: StoreView, i: int, score: float, evidence: dict[str, object]) -> Finding:
         start, end = view.window_bounds(i)
+        if self.spec.sliding:
+            t = float(view.t[i])
+            evidence.update(sliding=True, aligned_window_start=start)
+            start, end = t - self.window_s, t
         evidence.update(window_start=start, window_end=end, **self.channel.describe())
         return Finding(
             key=view.key_of(i),
@@ -57,15 +75,31 @@ class RuleDetector(_Windowed):
 
     def evaluate(self, view: StoreView) -> list[Finding]:
         sp = self.spec
-        value = view.running(sp.metric)
-        requests = view.running("requests")
+        if sp.sliding:
+            value, prev, weight = view.sliding(sp.metric)
+            requests = view.sliding("requests")[0]
+        else:
+            value = view.running(sp.metric)
+            requests = view.running("requests")
         with np.errstate(invalid="ignore"):
             ok = value >= sp.threshold
             if sp.min_requests:
                 ok &= requests >= sp.min_requests
         out = []
+        distinct = CATALOG[sp.metric].kind == "distinct"
         for i, score in self.emitter.select(view, ok, value / sp.threshold):
-            ev = {"metric": sp.metric, "value": number(value[i]), "requests": number(requests[i])}
+            ev: dict[str, object] = {
+                "metric": sp.metric,
+                "value": number(value[i]),
+                "requests": number(requests[i]),
+            }
+            if distinct:  # a sketch estimate: an integer, and say so
+                ev["value"] = round(float(value[i]))
+                ev["estimated"] = True
+            if sp.sliding:
+                ev["current_window_value"] = number(view.running(sp.metric)[i])
+                ev["previous_window_value"] = number(prev[i])
+                ev["previous_weight"] = number(weight[i])
             out.append(self._finding(view, i, score, ev))
         return out
 
@@ -82,8 +116,12 @@ class RatioDetector(_Windowed):
 
     def evaluate(self, view: StoreView) -> list[Finding]:
         sp = self.spec
-        num = view.running(sp.numerator)
-        den = view.running(sp.denominator)
+        if sp.sliding:
+            num = view.sliding(sp.numerator)[0]
+            den = view.sliding(sp.denominator)[0]
+        else:
+            num = view.running(sp.numerator)
+            den = view.running(sp.denominator)
         ratio = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         ok = (den >= sp.min_requests) & (num >= sp.min_numerator) & (ratio >= sp.threshold)
         out = []

@@ -72,6 +72,7 @@ class StoreView:
     grp: np.ndarray  # group index of each record
     _running: dict[str, np.ndarray] = field(default_factory=dict)
     _pending: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _previous: dict[str, np.ndarray] = field(default_factory=dict)  # per group: value of window w-1
 
     def running(self, metric: str) -> np.ndarray:
         """Value of the key's window after each record (distinct metrics: only at a group's last record,
@@ -84,6 +85,17 @@ class StoreView:
             r = base[self.grp] + cs - offset[self.grp]
             self._running[metric] = r
         return r
+
+    def sliding(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sliding-window estimate after each record: ``current + previous * (1 - elapsed / W)``,
+        the standard two-window approximation of the last W seconds (the previous window's records
+        assumed evenly spread). Returns (estimate, previous window value, its weight), per record.
+        Sum metrics only. The previous window's value is as of the end of this batch."""
+        cur = self.running(metric)
+        prev = self._previous[metric][self.grp]
+        start = self.wid.astype(np.float64) * self.window_s
+        weight = np.clip(1.0 - (self.t - start) / self.window_s, 0.0, 1.0)
+        return cur + prev * weight, prev, weight
 
     def key_of(self, i: int) -> str:
         return self.keys[int(self.slot[i])]  # type: ignore[return-value]
@@ -288,16 +300,24 @@ class WindowStore:
             cur, prev = self.cur[m], self.prev[m]
             vals = bv.value(m)[rec]
             cs = np.cumsum(vals)
-            base = np.where(is_cur, cur[gs], np.where(is_prev, prev[gs], 0)).astype(np.float64)
+            cur_g, prev_g = cur[gs], prev[gs]
+            base = np.where(is_cur, cur_g, np.where(is_prev, prev_g, 0)).astype(np.float64)
             view._pending[m] = (vals, cs, base)
             gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
+            # value of window w-1 of each group's key: stored (w-1 is the key's current or previous
+            # window) plus this batch's records for it (the group just before, same key, window w-1)
+            pb = np.where(gw - 1 == c, cur_g, np.where(gw - 1 == c - 1, prev_g, 0)).astype(np.float64)
+            adjacent = np.zeros(G, dtype=bool)
+            adjacent[1:] = (gs[1:] == gs[:-1]) & (gw[1:] == gw[:-1] + 1)
+            pb[1:] += np.where(adjacent[1:], gtot[:-1], 0.0)
+            view._previous[m] = pb
             if closing:
                 c_metrics[m] = np.concatenate((base[ga] + gtot[ga], prev[us[bp]], cur[us[bc]])).astype(
                     np.float64
                 )
-            old_cur = cur[us].astype(np.float64)
+            old_cur = cur_g[ustart].astype(np.float64)  # gs[ustart] == us: no second gather
             ncv = np.where(same, old_cur, 0.0)
-            npv = np.where(same, prev[us].astype(np.float64), np.where(one, old_cur, 0.0))
+            npv = np.where(same, prev_g[ustart].astype(np.float64), np.where(one, old_cur, 0.0))
             ncv[g_u[new_cur]] += gtot[new_cur]
             npv[g_u[new_prev]] += gtot[new_prev]
             cur[us] = ncv

@@ -84,3 +84,10 @@ def test_query_arg_by_name() -> None:
 def test_accessors_never_raise_on_odd_text(fn) -> None:
     for raw in ["%", "%zz", "%0A%0A", ":", ";", "&&", "=", "a=%FF", "\x00\t", "%E2%82"]:
         fn(raw, "a")
+
+
+def test_values_cut_by_cloudfront_truncation() -> None:
+    raw = "host:a.example%0Auser-agent:Mozilla/5.0%20(Win%2"  # cs-headers is cut at 800 bytes
+    assert header(raw, "user-agent") == "Mozilla/5.0 (Win%2"
+    assert header(raw, "host") == "a.example"
+    assert cookie("a=1;%20session=abc%2", "session") == "abc%2"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.fields import ALL_45, BY_NAME, CATALOG, Kind
 from consumer.realtime import RealtimeParser
 from consumer.record import CloudFrontRealtimeRecord, RecordError
-from consumer.standard import StandardParser
+from consumer.standard import DEFAULT_FIELDS, StandardParser, realtime_name
 from tests.consumer.test_record import assert_same
 
 REASONS = {
@@ -122,3 +124,33 @@ def test_big_batches_over_chunk_boundaries_agree(lines: list[bytes], repeat: int
     assert r.malformed == [] and len(r.batch) == len(batch)
     for i in (0, len(batch) // 2, len(batch) - 1):
         assert_same(r.batch, i, CloudFrontRealtimeRecord.from_line(batch[i], ALL_45), ["c-ip", "sc-bytes"])
+
+
+_std_valid = st.tuples(
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)).map(str),
+    st.times().map(lambda t: t.strftime("%H:%M:%S")),
+    *[_valid_value(realtime_name(w) or "cs-uri-stem") for w in DEFAULT_FIELDS[2:]],
+).map(lambda vals: ("\t".join(vals) + "\n").encode())
+
+
+@st.composite
+def _near_valid_standard(draw) -> bytes:
+    parts = draw(_std_valid).rstrip(b"\n").split(b"\t")
+    for _ in range(draw(st.integers(0, 3))):
+        parts[draw(st.integers(0, len(parts) - 1))] = draw(_odd_value)
+    if draw(st.booleans()):
+        parts = parts[: draw(st.integers(1, len(parts)))]  # older (shorter) layouts, or too short
+    return b"\t".join(parts) + draw(st.sampled_from([b"\n", b"\r\n", b""]))
+
+
+@SETTINGS
+@given(st.lists(_near_valid_standard(), max_size=30), st.booleans())
+def test_near_valid_standard_lines_never_raise_and_are_all_accounted(
+    lines: list[bytes], header: bool
+) -> None:
+    head = [b"#Version: 1.0\n", b"#Fields: " + " ".join(DEFAULT_FIELDS).encode() + b"\n"] if header else []
+    r = StandardParser(["c-ip", "sc-bytes", "cs-cookie", "time-taken"]).parse(head + lines)
+    assert len(r.batch) + len(r.malformed) == len(lines)
+    assert {reason for reason, _ in r.malformed} <= REASONS
+    assert ((r.batch.time >= 946_684_800) & (r.batch.time < 4_102_444_800)).all()
+    assert len(r.batch.texts["c-ip"]) == len(r.batch.numbers["sc-bytes"]) == len(r.batch)

@@ -155,3 +155,57 @@ def test_empty_batch_and_config_errors() -> None:
         RealtimeParser(ALL_45, ["sc-bytes"], decode=["sc-bytes"])
     with pytest.raises(ValueError, match="unknown"):
         RealtimeParser((*ALL_45, "bogus"), [])
+
+
+def test_fixed_width_timestamp_path_is_exact_and_falls_back() -> None:
+    import random
+
+    rng = random.Random(4)
+    stamps = [
+        f"{rng.randrange(1_000_000_000, 4_102_444_800)}.{rng.randrange(1000):03d}" for _ in range(20_000)
+    ]
+    lines = [f"{s}\t1.2.3.4\n".encode() for s in stamps]
+    r = RealtimeParser(["timestamp", "c-ip"], []).parse(lines)
+    assert r.batch.time.tolist() == [float(s) for s in stamps]
+    # other shapes of a valid timestamp in the same chunk take the general path, same values
+    mixed = [*lines[:10], b"1700000000\t1.2.3.4\n", b"1700000000.5\t1.2.3.4\n", b"0999999999.999\t1.2.3.4\n"]
+    r = RealtimeParser(["timestamp", "c-ip"], []).parse(mixed)
+    assert r.malformed == []
+    assert r.batch.time.tolist() == [float(s) for s in stamps[:10]] + [
+        1700000000.0,
+        1700000000.5,
+        999999999.999,
+    ]
+
+
+def test_mostly_missing_numeric_column() -> None:
+    lines = [_line(sc_range_start="-") for _ in range(100)]
+    lines[10] = _line(sc_range_start="1024")
+    lines[50] = _line(sc_range_start="12x")
+    lines[90] = _line(sc_range_start="0")
+    r = RealtimeParser(ALL_45, ["sc-range-start"]).parse(lines)
+    assert r.malformed == [("bad_number", lines[50])]
+    col = r.batch.numbers["sc-range-start"]
+    assert len(col) == 99 and col[10] == 1024 and col[89] == 0
+    assert np.isnan(np.delete(col, [10, 89])).all()
+
+
+def test_structure_errors_that_compensate_each_other_are_still_caught() -> None:
+    p = RealtimeParser(["timestamp", "c-ip", "sc-status"], ["c-ip", "sc-status"])
+    good = b"1700000000.000\t1.1.1.1\t200\n"
+    cases = [
+        # one line a field short, the next a field long: the total field count is right
+        (
+            [b"1700000000.000\t1.1.1.1\n", b"1700000000.000\t2.2.2.2\t200\t7\n"],
+            ["field_count", "field_count"],
+        ),
+        # a missing terminator and an inner newline: the total newline count is right
+        ([b"1700000000.000\t1.1.1.1\t200", b"\n1700000000.000\t2.2.2.2\t201\n"], ["bad_timestamp"]),
+        # an inner newline inside a field of a line with the right tab count: kept in the value
+        ([b"1700000000.000\t1.1\n.1.1\t200\n"], []),
+    ]
+    for lines, reasons in cases:
+        r = p.parse([good, *lines, good])
+        assert [m[0] for m in r.malformed] == reasons, lines
+        expected = [good, *[x for x in lines if p.parse_line(x)[0] is None], good]
+        assert r.batch.texts["c-ip"] == [p.parse_line(x)[1]["c-ip"] for x in expected]

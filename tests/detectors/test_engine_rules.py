@@ -111,6 +111,7 @@ def test_status_filter_with_distinct_uris_scanner() -> None:
     found = e.process(batch(scan, ["ip"]))
     assert len(found) == 1 and found[0].key == "a"
     assert 30 <= found[0].evidence["value"] <= 50  # sketch estimate of 40 distinct
+    assert isinstance(found[0].evidence["value"], int) and found[0].evidence["estimated"] is True
     assert found[0].evidence["requests"] == 40 and found[0].evidence["status"] == [403, 404]
 
 
@@ -155,7 +156,7 @@ def test_records_without_a_key_are_skipped_for_that_key_type_only() -> None:
     assert e.stats()["tracked_keys.user"] == 0 and e.stats()["tracked_keys.ip"] == 1
 
 
-def test_lru_eviction_forgets_the_least_recently_seen_key_first() -> None:
+def test_lru_eviction_forgets_the_least_recently_seen_key_first(caplog: pytest.LogCaptureFixture) -> None:
     e = engine(FLOOD, max_keys=3)
     e.process(batch([{"t": 60.0, "ip": "a"}, {"t": 61.0, "ip": "b"}, {"t": 62.0, "ip": "c"}], ["ip"]))
     e.process(batch([{"t": 63.0, "ip": "a"}] * 3, ["ip"]))  # a: 4 requests, now the most recent
@@ -168,6 +169,8 @@ def test_lru_eviction_forgets_the_least_recently_seen_key_first() -> None:
     found = e.process(batch([{"t": 66.0, "ip": "a"}] + [{"t": 66.0, "ip": "b"}] * 3, ["ip"]))
     assert [(f.key, f.evidence["value"]) for f in found] == [("a", 5)]  # b has 4: its old count is gone
     assert e.stats()["evicted_lru.ip"] == 2
+    full = [r for r in caplog.records if "reached state.max_keys" in r.getMessage()]
+    assert len(full) == 1 and "'ip'" in full[0].getMessage()  # once, naming the key type, no key
 
 
 def test_more_new_keys_in_one_batch_than_max_keys_is_processed_in_chunks() -> None:
@@ -207,3 +210,64 @@ def test_missing_key_column_is_a_clear_error() -> None:
 def test_unknown_key_type_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="'flood' uses key type 'ip'"):
         Engine.from_config([FLOOD], StateConfig(), ["user"])
+
+
+def test_sliding_rule_weights_the_previous_window_by_the_part_still_inside() -> None:
+    spec = RuleSpec(name="sflood", key="ip", window="1m", metric="requests", threshold=10, sliding=True)
+    e = engine(spec)
+    rows = [{"t": 100.0 + i, "ip": "a"} for i in range(8)]  # 8 in [60,120): below 10
+    rows += [{"t": 125.0, "ip": "a"}, {"t": 126.0, "ip": "a"}, {"t": 127.0, "ip": "a"}]
+    found = e.process(batch(rows, ["ip"]))
+    # at 125: 1 + 8 * (1 - 5/60) = 8.33; at 126: 2 + 8 * 54/60 = 9.2; at 127: 3 + 8 * 53/60 = 10.07
+    assert [f.event_time for f in found] == [127.0]
+    f = found[0]
+    assert f.score == pytest.approx((3 + 8 * 53 / 60) / 10)
+    assert f.evidence["current_window_value"] == 3 and f.evidence["previous_window_value"] == 8
+    assert f.evidence["previous_weight"] == pytest.approx(53 / 60, abs=1e-6)
+    assert (
+        f.evidence["sliding"] is True
+        and f.evidence["window_start"] == 67.0
+        and f.evidence["window_end"] == 127.0
+    )
+    # the aligned rule misses this burst entirely (8 + 3 split over two windows)
+    assert engine(FLOOD.model_copy(update={"threshold": 10})).process(batch(rows, ["ip"])) == []
+
+
+def test_sliding_needs_a_sum_metric() -> None:
+    with pytest.raises(ValueError, match="'distinct_uris' is a distinct metric"):
+        RuleSpec(name="s", key="ip", metric="distinct_uris", threshold=10, sliding=True)
+
+
+def test_idle_timeout_shorter_than_a_window_is_refused_naming_the_detector() -> None:
+    daily = RuleSpec(name="daily_cap", key="ip", window="24h", metric="bytes_sent", threshold=1e9)
+    with pytest.raises(ValueError, match=r"idle_timeout_s \(3600\).*'daily_cap'"):
+        engine(FLOOD, daily, idle_timeout_s=3600)
+    assert engine(FLOOD, daily, idle_timeout_s=86400 + 60).stats()["records"] == 0
+
+
+def test_a_corrupt_future_timestamp_does_not_drag_the_watermark() -> None:
+    e = engine(FLOOD, allowed_lateness_s=30, max_future_s=3600)
+    rows = [{"t": 1000.0 + i, "ip": "a"} for i in range(3)] + [{"t": 4_000_000_000.0, "ip": "a"}]
+    e.process(batch(rows, ["ip"]))
+    st = e.stats()
+    assert st["future_dropped"] == 1 and st["watermark"] == 1002.0
+    found = e.process(batch([{"t": 1003.0, "ip": "a"}, {"t": 1004.0, "ip": "a"}], ["ip"]))
+    assert [(f.event_time, f.evidence["value"]) for f in found] == [(1004.0, 5)]  # still counted
+    assert e.stats()["late_dropped"] == 0
+
+
+def test_a_real_gap_in_the_stream_moves_the_watermark_on() -> None:
+    e = engine(FLOOD, allowed_lateness_s=30, max_future_s=3600)
+    e.process(batch([{"t": 1000.0, "ip": "a"}], ["ip"]))
+    later = 1000.0 + 3 * 86400  # the whole next batch is three days on: a gap, not corruption
+    found = e.process(batch([{"t": later + i, "ip": "a"} for i in range(5)], ["ip"]))
+    assert [f.event_time for f in found] == [later + 4]
+    assert e.stats()["future_dropped"] == 0 and e.stats()["watermark"] == later + 4
+
+
+def test_a_sparse_batch_spanning_days_is_not_mistaken_for_corruption() -> None:
+    e = engine(FLOOD, allowed_lateness_s=30, max_future_s=3600)
+    rows = [{"t": 1000.0 + 7200.0 * i, "ip": f"k{i}"} for i in range(100)]  # one record every 2 h
+    e.process(batch(rows, ["ip"]))
+    st = e.stats()
+    assert st["future_dropped"] == 0 and st["late_dropped"] == 0 and st["watermark"] == 1000.0 + 7200.0 * 99

@@ -29,24 +29,36 @@ def _records(seed: int = 5) -> list[RecordBatch]:
         for u in range(USERS):
             video = u % 7 == 0
             for _ in range(int(rng.integers(10, 41))):
-                rows.append((
-                    T0 + minute * 60 + float(rng.uniform(0, 60)),
-                    f"user-{u}",
-                    404 if rng.random() < 0.02 else 200,
-                    float(rng.lognormal(np.log(1e6 if video else 3e4), 0.6)),
-                    f"/p/{int(rng.integers(0, 60))}",
-                    "Miss" if rng.random() < 0.25 else "Hit",
-                    "Mozilla/5.0" if rng.random() < 0.97 else "Safari",
-                    0.0 if video and rng.random() < 0.9 else np.nan,
-                ))
+                rows.append(
+                    (
+                        T0 + minute * 60 + float(rng.uniform(0, 60)),
+                        f"user-{u}",
+                        404 if rng.random() < 0.02 else 200,
+                        float(rng.lognormal(np.log(1e6 if video else 3e4), 0.6)),
+                        f"/p/{int(rng.integers(0, 60))}",
+                        "Miss" if rng.random() < 0.25 else "Hit",
+                        "Mozilla/5.0" if rng.random() < 0.97 else "Safari",
+                        0.0 if video and rng.random() < 0.9 else np.nan,
+                    )
+                )
         if minute >= SCAN_FROM:
             for i in range(400):
-                rows.append((T0 + minute * 60 + i * 0.15, "scanner", 404 if i % 10 else 403, 300.0,
-                             f"/probe/{minute}/{i}", "Miss", "sqlmap/1.7", np.nan))
+                rows.append(
+                    (
+                        T0 + minute * 60 + i * 0.15,
+                        "scanner",
+                        404 if i % 10 else 403,
+                        300.0,
+                        f"/probe/{minute}/{i}",
+                        "Miss",
+                        "sqlmap/1.7",
+                        np.nan,
+                    )
+                )
     rows.sort(key=lambda r: r[0])
     out = []
     for a in range(0, len(rows), 500):
-        chunk = rows[a:a + 500]
+        chunk = rows[a : a + 500]
         b = RecordBatch(time=np.array([r[0] for r in chunk]))
         b.keys["user"] = [r[1] for r in chunk]
         b.numbers["sc-status"] = np.array([r[2] for r in chunk], dtype=np.float64)
@@ -63,8 +75,17 @@ BATCHES = _records()
 
 
 def _engine(model: dict) -> Engine:
-    spec = MLSpec(name="ml-user", key="user", window="1m", mode="alert", min_requests=5,
-                  model=model, warmup=400, quantile=0.995, quantile_window=2000)
+    spec = MLSpec(
+        name="ml-user",
+        key="user",
+        window="1m",
+        mode="alert",
+        min_requests=5,
+        model=model,
+        warmup=400,
+        quantile=0.995,
+        quantile_window=2000,
+    )
     return Engine.from_config([spec], StateConfig(allowed_lateness_s=5), ["user"])
 
 
@@ -89,8 +110,17 @@ def test_scanner_flagged_every_window_ordinary_users_rarely(model: str) -> None:
         assert f.score >= 1.0
         assert (f.detector, f.key_type, f.window, f.window_s) == ("ml-user", "user", "1m", 60)
         top = {t["feature"] for t in f.evidence["top_features"]}
-        assert top & {"not_found", "status_4xx", "status_4xx/requests", "distinct_uris", "auth_failures",
-                      "distinct_user_agents", "cache_misses", "requests", "bytes_sent/requests"}
+        assert top & {
+            "not_found",
+            "status_4xx",
+            "status_4xx/requests",
+            "distinct_uris",
+            "auth_failures",
+            "distinct_user_agents",
+            "cache_misses",
+            "requests",
+            "bytes_sent/requests",
+        }
         assert f.evidence["features"]["not_found"] >= 300
     ordinary_vectors = USERS * (MINUTES - 1)
     assert len(others) <= 0.01 * ordinary_vectors, [(f.key, f.score) for f in others]

@@ -26,12 +26,21 @@ def test_defaults() -> None:
 
 
 def test_from_yaml_like_dict_with_loda_and_model_seed() -> None:
-    s = MLSpec.model_validate({
-        "type": "ml", "name": "ml-ip", "key": "ip", "mode": "shadow", "window": "1h",
-        "features": ["requests", "not_found"], "ratios": ["not_found/requests"],
-        "model": {"kind": "loda", "n_bins": 20, "n_random_cuts": 30, "seed": 7},
-        "warmup": 50, "quantile": 0.99, "seed": 1,
-    })
+    s = MLSpec.model_validate(
+        {
+            "type": "ml",
+            "name": "ml-ip",
+            "key": "ip",
+            "mode": "shadow",
+            "window": "1h",
+            "features": ["requests", "not_found"],
+            "ratios": ["not_found/requests"],
+            "model": {"kind": "loda", "n_bins": 20, "n_random_cuts": 30, "seed": 7},
+            "warmup": 50,
+            "quantile": 0.99,
+            "seed": 1,
+        }
+    )
     assert isinstance(s.model, LODAModel) and s.model.n_bins == 20
     assert s.window_s == 3600 and s.model_seed == 7
     assert s.model_features == ("requests", "not_found", "not_found/requests")

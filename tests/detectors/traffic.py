@@ -15,7 +15,7 @@ abusers (key, expected default detector)
 hard negatives (no finding allowed)
   nat          ip 198.51.100.7        300 ordinary users behind one IP for 2 hours
   monitor      ip 203.0.113.50        uptime check of /health every 10 s all day (always a miss)
-  heavy        user u_heavy           the heaviest normal user: 8 GB/h for 5 hours, a page every 2 s
+  heavy        user u_heavy           the heaviest normal user: 8 GB/h streamed for 5 hours, a page every 2 s
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def generate(seed: int = 2024, batch_size: int = 4096) -> list[RecordBatch]:
         _pages(rng, n),
         _results(rng, n, 0.2),
     )
-    n = 40 * 5  # ... and 8 GB/h of video in 200 MB ranges
-    t = _uniform(rng, DAY0 + 8 * H, 5 * H, n)
+    n = 40 * 5  # ... and 8 GB/h of video: a player fetching a 200 MB range every 90 s (+- 10 s)
+    t = DAY0 + 8 * H + np.arange(n) * 90.0 + rng.uniform(-10, 10, n)
     c.add(t, "192.0.2.10", "u_heavy", 206, 200e6, "/video/film.mp4", "Hit", 0.0)
     for u in range(200):  # ordinary background users all day
         n = int(rng.poisson(60))
