@@ -90,6 +90,16 @@ class Config(_Section):
             raise ValueError(
                 f"keys need field(s) {', '.join(missing_fields)} that input.fields does not include"
             )
+        raw_needed = sorted(
+            {k.field for k in self.keys if k.source in ("cookie", "header", "query")} & set(self.input.decode)
+        )
+        if raw_needed:
+            # Cookie/header/query keys decode the one value they pick; a pre-decoded field would be
+            # decoded twice (and its separators could no longer be told from the data).
+            raise ValueError(
+                f"input.decode lists {', '.join(raw_needed)}, which a cookie/header/query key reads raw: "
+                "remove it from decode"
+            )
         det_names = [d.name for d in self.detectors]
         dup = sorted({n for n in det_names if det_names.count(n) > 1})
         if dup:

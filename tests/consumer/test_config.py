@@ -113,3 +113,9 @@ def test_show_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False
     assert {"input", "keys", "detectors", "actions", "kcl"} <= set(schema["properties"])
+
+
+def test_decoding_a_field_a_key_reads_raw_is_refused(tmp_path: Path) -> None:
+    p = _write(tmp_path, "input:\n  decode: [cs-cookie]\n")
+    with pytest.raises(ConfigError, match="cs-cookie, which a cookie/header/query key reads raw"):
+        load_config(p, environ={})
