@@ -105,7 +105,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             log.error("shard %s: cannot list snapshots (%s); starting with empty state", self.shard_id, exc)
             return
         if snap is not None:
-            self.pipeline.restore(snap.blob)
+            if not self._apply(snap.blob, f"{self.shard_id}@{snap.position[0]}"):
+                return
             self.covered = snap.position
             self.restored_from = f"{self.shard_id}@{snap.position[0]}.{snap.position[1]}"
             if checkpoint is not None and snap.position < checkpoint:
@@ -118,6 +119,19 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if checkpoint is None and raw in (None, "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP") and self.parents_of:
             self._restore_from_parents()
 
+    def _apply(self, blob: bytes, what: str) -> bool:
+        """Restore a snapshot; one the pipeline rejects (e.g. an older format) leaves a fresh state."""
+        assert self.pipeline is not None
+        try:
+            self.pipeline.restore(blob)
+            return True
+        except Exception as exc:
+            log.error(
+                "shard %s: snapshot %s rejected (%s); starting with empty state", self.shard_id, what, exc
+            )
+            self.pipeline = self.pipeline_factory()
+            return False
+
     def _restore_from_parents(self) -> None:
         assert self.pipeline is not None and self.store is not None and self.parents_of is not None
         try:
@@ -129,7 +143,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if not found:
             return
         parent, snap = found[0]
-        self.pipeline.restore(snap.blob)
+        if not self._apply(snap.blob, f"{parent}@{snap.position[0]}"):
+            return
         self.restored_from = f"parent {parent}@{snap.position[0]}.{snap.position[1]}"
         if len(found) > 1:
             log.warning(

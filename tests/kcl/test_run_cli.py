@@ -22,7 +22,7 @@ def test_print_properties(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert props["executableName"] == f"{sys.executable} -m consumer.kcl.app --config {cfg.resolve()}"
     assert props["streamName"] == "prod-logs" and props["applicationName"] == "cfguard-prod"
     assert props["regionName"] == "eu-west-1" and props["workerId"] == "task-1"
-    assert props["retrievalMode"] == "FANOUT" and props["consumerName"] == "cfguard-efo"
+    assert props["retrievalMode"] == "FANOUT" and props["fanoutConfig.consumerName"] == "cfguard-efo"
     assert props["shutdownGraceMillis"] == "20000"
 
 
