@@ -1,4 +1,5 @@
-"""Replay is faithful: the recording of a live run, replayed, makes the live run's decisions.
+"""Replay is faithful: the recording of a live run, replayed, makes the live run's decisions; and
+republished into a fresh stream (``replay --to-stream``) and consumed again, the same decisions.
 
 Live: generated traffic put into a stream on the local stack, consumed by the real KCL daemon with
 the real pipeline (default detectors, dry-run actions). Then ``cfguard record`` captures the stream
@@ -70,3 +71,22 @@ def test_replay_of_a_recorded_live_run_decides_the_same(local_stack: StackInfo, 
     replayed = tmp_path / "replayed.jsonl"
     assert main(["replay", str(recording), "--config", str(cfg), "--decisions-out", str(replayed), "-q"]) == 0
     assert _decisions(replayed) == live
+
+    # Round trip: the recording republished into a fresh stream and consumed live again.
+    kinesis.create_stream(StreamName="faithful-again", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="faithful-again")
+    assert main(["replay", str(recording), "--to-stream", "faithful-again", "-q", *endpoint]) == 0
+    again = tmp_path / "again"
+    again.mkdir()
+    cfg2 = write_config(again, local_stack, "it-faithful-again", "faithful-again", sections=sections)
+    d2 = daemon(cfg2, local_stack, again, "faithful-again")
+    d2.start()
+    try:
+        wait_for(
+            lambda: read_status(again / "status").get(SHARD0, {}).get("records") == len(lines),
+            150,
+            "all records of the republished stream processed\n" + tail(d2.log_path),
+        )
+    finally:
+        d2.stop()
+    assert _decisions(again / "status" / "decisions.jsonl") == live
