@@ -4,8 +4,10 @@ all run exactly this code, so what they report is what a replay decides."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from actions.decision import Decision
+from consumer import s3_inputs
 from consumer.pacing import Pacer, line_time
 from consumer.pipeline import Pipeline
 from consumer.realtime import ParseResult
@@ -44,21 +46,51 @@ def run_inputs(
     The caller flushes and closes the pipeline (so it can do so in a ``finally``).
     """
     kinds: dict[str, str] = {}
-    batch_size = pipeline.cfg.input.batch_size
     for path in paths:
-        source = open_input(path, quarantine=pipeline.quarantine)
-        kinds[path] = source.kind
-        parse = parse_function(pipeline, source)
-        for lines in source.batches(batch_size):
-            if pacer is not None:
-                pacer.wait_until(line_time(lines[0]))
-            if parse is None:
-                decisions = pipeline.process(lines, path)
-            else:
-                n_records = sum(1 for line in lines if not line.startswith(b"#"))
-                decisions = pipeline.process_parsed(parse(lines), n_records, path)
-            if on_decisions is not None and decisions:
-                on_decisions(decisions)
-            if on_batch_done is not None:
-                on_batch_done()
+        if not s3_inputs.is_s3(path):
+            kinds[path] = _run_one(pipeline, Path(path), path, pacer, on_decisions, on_batch_done)
+            continue
+        bucket, _prefix = s3_inputs.split_url(path)
+        for key in s3_inputs.list_objects(path):
+            name = f"s3://{bucket}/{key}"
+            with s3_inputs.local_copy(bucket, key) as local:
+                kinds[name] = _run_one(pipeline, local, name, pacer, on_decisions, on_batch_done)
     return kinds
+
+
+def missing_inputs(paths: Sequence[str]) -> list[str]:
+    """Why each unusable input can't be read (a local file that does not exist, an empty S3 prefix)."""
+    out = []
+    for path in paths:
+        if s3_inputs.is_s3(path):
+            problem = s3_inputs.check(path)
+            if problem:
+                out.append(problem)
+        elif not Path(path).exists():
+            out.append(f"input not found: {path}")
+    return out
+
+
+def _run_one(
+    pipeline: Pipeline,
+    path: Path,
+    name: str,
+    pacer: Pacer | None,
+    on_decisions: OnDecisions | None,
+    on_batch_done: Callable[[], None] | None,
+) -> str:
+    source = open_input(path, quarantine=pipeline.quarantine)
+    parse = parse_function(pipeline, source)
+    for lines in source.batches(pipeline.cfg.input.batch_size):
+        if pacer is not None:
+            pacer.wait_until(line_time(lines[0]))
+        if parse is None:
+            decisions = pipeline.process(lines, name)
+        else:
+            n_records = sum(1 for line in lines if not line.startswith(b"#"))
+            decisions = pipeline.process_parsed(parse(lines), n_records, name)
+        if on_decisions is not None and decisions:
+            on_decisions(decisions)
+        if on_batch_done is not None:
+            on_batch_done()
+    return source.kind

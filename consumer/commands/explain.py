@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from consumer.commands._common import (
@@ -20,7 +19,7 @@ from consumer.commands._common import (
 from consumer.explain import KeyTimeline
 from consumer.pipeline import Pipeline
 from consumer.quarantine import Quarantine
-from consumer.replay_loop import InputMismatch, run_inputs
+from consumer.replay_loop import InputMismatch, missing_inputs, run_inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _explain(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    for path in args.paths:
-        if not Path(path).exists():
-            raise CommandError(f"input not found: {path}", EXIT_USAGE)
+    problems = missing_inputs(args.paths)
+    if problems:
+        raise CommandError("; ".join(problems), 2)
     configured = [k.name for k in cfg.keys]
     if args.key_type is not None and args.key_type not in configured:
         raise CommandError(

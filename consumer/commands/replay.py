@@ -21,7 +21,7 @@ from consumer.pacing import Pacer
 from consumer.pipeline import Pipeline
 from consumer.progress import Progress
 from consumer.quarantine import Quarantine
-from consumer.replay_loop import InputMismatch, run_inputs
+from consumer.replay_loop import InputMismatch, missing_inputs, run_inputs
 from consumer.to_stream import republish
 
 
@@ -64,9 +64,9 @@ def _pacer(args: argparse.Namespace) -> Pacer | None:
 
 def _replay(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    for path in args.paths:
-        if not Path(path).exists():
-            raise CommandError(f"input not found: {path}", 2)
+    problems = missing_inputs(args.paths)
+    if problems:
+        raise CommandError("; ".join(problems), 2)
     pacer = _pacer(args)
     if args.to_stream:
         return republish(args, pacer)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from consumer.commands._common import (
@@ -17,7 +16,7 @@ from consumer.commands._common import (
     run_guarded,
 )
 from consumer.config import Config
-from consumer.replay_loop import InputMismatch
+from consumer.replay_loop import InputMismatch, missing_inputs
 from consumer.tuning import labels as tune_labels
 from consumer.tuning import metrics, plot, report
 from consumer.tuning.run import replay_outcome
@@ -73,9 +72,9 @@ def _plan(cfg: Config, texts: list[str]) -> list[tuple[Any, list[tuple[float | i
 
 def _tune(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    for path in args.paths:
-        if not Path(path).exists():
-            raise CommandError(f"input not found: {path}", EXIT_USAGE)
+    problems = missing_inputs(args.paths)
+    if problems:
+        raise CommandError("; ".join(problems), 2)
     if not 0.0 <= args.max_false_block_rate <= 1.0:
         raise CommandError(
             f"--max-false-block-rate must be 0..1, got {args.max_false_block_rate}", EXIT_USAGE
