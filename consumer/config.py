@@ -206,21 +206,33 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
-    data = _safe_load(text, f"config file {p}")
+    return parse_yaml(text, f"config file {p}")
+
+
+def parse_yaml(text: str, origin: str) -> dict[str, Any]:
+    """The top-level mapping of a config document (from a file, S3 or SSM)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{origin} is larger than {MAX_CONFIG_BYTES} bytes: refused")
+    data = _safe_load(text, origin)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p}: the top level must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
     return data
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """The effective configuration: file (or the embedded default) plus environment overrides."""
     data = read_yaml(path) if path is not None else {}
+    origin = str(path) if path is not None else "embedded default"
+    return config_from_data(data, origin, environ)
+
+
+def config_from_data(data: dict[str, Any], origin: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed document plus the environment's overrides (as ``load_config`` does)."""
     overrides = env_overrides(os.environ if environ is None else environ)
     if overrides:
         data = _merge(data, overrides)
-    origin = str(path) if path is not None else "embedded default"
     if overrides:
         origin += " + " + ", ".join(sorted(k for k in (environ or os.environ) if k.startswith(ENV_PREFIX)))
     try:

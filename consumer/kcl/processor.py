@@ -42,6 +42,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         store: snapshots.SnapshotStore | None,
         *,
         parents_of: Callable[[str], list[str]] | None = None,
+        reconfigure: Callable[[PipelineLike], PipelineLike | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -49,6 +50,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self.pipeline_factory = pipeline_factory
         self.store = store
         self.parents_of = parents_of
+        self.reconfigure = reconfigure  # a new pipeline carrying the state when the config changed
         self.clock = clock
         self.sleep = sleep
         self.policy = CheckpointPolicy(cfg.checkpoint, clock)
@@ -161,6 +163,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if records:
             last = records[-1]
             self.last_delivered = (str(last.get("sequenceNumber")), int(last.get("subSequenceNumber") or 0))
+        if self.reconfigure is not None:
+            self._maybe_reconfigure()
         d = decode(records, self.covered)
         c = self.counters
         c["undecodable"] += d.undecodable
@@ -188,6 +192,21 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if self.policy.due():
             self._checkpoint(process_records_input.checkpointer, "periodic")
         self._publish(force=bool(d.lines))
+
+    def _maybe_reconfigure(self) -> None:
+        assert self.pipeline is not None and self.reconfigure is not None
+        try:
+            new = self.reconfigure(self.pipeline)
+        except Exception:
+            self.counters["reconfigure_failures"] = self.counters.get("reconfigure_failures", 0) + 1
+            log.exception(
+                "shard %s: the new config could not be applied; the current one stays", self.shard_id
+            )
+            return
+        if new is not None:
+            self.pipeline = new
+            self.counters["reconfigured"] = self.counters.get("reconfigured", 0) + 1
+            log.info("shard %s: new config applied, detector and guard state kept", self.shard_id)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         """Another worker owns the shard now: deliver pending actions, never checkpoint."""
