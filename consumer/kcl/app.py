@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         store,
         parents_of=parents_lookup(cfg.kcl),
         reconfigure=live_config(args.config, cfg),
+        metrics=cfg.metrics,
     )
     kcl.KCLProcess(processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr).run()
     return 0

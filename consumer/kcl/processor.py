@@ -21,6 +21,7 @@ from consumer.kcl.checkpoint import CheckpointPolicy, Outcome, checkpoint_with_r
 from consumer.kcl.config import KclConfig
 from consumer.kcl.records import Position, decode, parse_position
 from consumer.kcl.status import StatusWriter
+from consumer.metrics import MetricsConfig, MetricsEmitter
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         *,
         parents_of: Callable[[str], list[str]] | None = None,
         reconfigure: Callable[[PipelineLike], PipelineLike | None] | None = None,
+        metrics: MetricsConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -51,6 +53,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self.store = store
         self.parents_of = parents_of
         self.reconfigure = reconfigure  # a new pipeline carrying the state when the config changed
+        self.metrics_cfg = metrics
+        self.metrics_emitter: MetricsEmitter | None = None
         self.clock = clock
         self.sleep = sleep
         self.policy = CheckpointPolicy(cfg.checkpoint, clock)
@@ -88,6 +92,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             raise SystemExit(1) from None
         if self.cfg.status_dir is not None:
             self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
+        if self.metrics_cfg is not None and self.metrics_cfg.enabled:
+            self.metrics_emitter = MetricsEmitter(self.metrics_cfg, self.shard_id)
         self._restore(checkpoint, initialize_input.sequence_number)
         log.info(
             "shard %s: starting at %s%s",
@@ -273,21 +279,25 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self._publish(force=True, closed=True)
 
     def _publish(self, force: bool = False, closed: bool = False) -> None:
-        if self.status is None or self.pipeline is None:
+        if self.pipeline is None or (self.status is None and self.metrics_emitter is None):
             return
         try:
             pstats = self.pipeline.stats()
         except Exception:
             pstats = {}
-        self.status.update(
-            {
-                **self.counters,
-                "millis_behind_latest": self.millis_behind_latest,
-                "restored_from": self.restored_from,
-                "covered": list(self.covered) if self.covered else None,
-                "uptime_s": round(self.clock() - self.started, 3),
-                "closed": closed,
-                "pipeline": pstats,
-            },
-            force=force,
-        )
+        figures = {
+            **self.counters,
+            "millis_behind_latest": self.millis_behind_latest,
+            "restored_from": self.restored_from,
+            "covered": list(self.covered) if self.covered else None,
+            "uptime_s": round(self.clock() - self.started, 3),
+            "closed": closed,
+            "pipeline": pstats,
+        }
+        if self.status is not None:
+            self.status.update(figures, force=force)
+        if self.metrics_emitter is not None:
+            try:
+                self.metrics_emitter.observe(figures, force=closed)
+            except OSError:
+                log.warning("shard %s: cannot write metrics", self.shard_id, exc_info=True)
