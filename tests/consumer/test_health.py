@@ -142,3 +142,89 @@ def test_without_a_status_dir_there_is_nothing_to_check(monkeypatch, capsys) -> 
 def test_record_daemon_writes_pid_and_start(tmp_path: Path) -> None:
     path = record_daemon(tmp_path / "status", clock=lambda: 123.5)
     assert json.loads(path.read_text()) == {"pid": os.getpid(), "started_at": 123.5}
+
+
+# ---------------------------------------------------------------- the real consumer
+
+
+def _processor_pids(config: Path) -> list[int]:
+    """The record processors (children of the Java daemon) started for this config."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"consumer.kcl.app" in cmd and str(config.resolve()).encode() in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.integration
+def test_health_of_a_real_consumer_through_start_stall_and_stop(capsys, tmp_path: Path) -> None:
+    """`cfguard run` on the KCL daemon: starting, healthy, a stopped (SIGSTOP) processor detected as
+    stuck, healthy again after SIGCONT, unhealthy once the consumer has exited."""
+    import signal
+
+    from consumer.local_stack import FAKE_CREDENTIALS, LocalStackProcess, StackSpec
+    from tests.kcl.harness import REPO, put_lines, tail, wait_for, write_config
+    from tests.kcl.protocol import line
+
+    for k, v in FAKE_CREDENTIALS.items():
+        os.environ.setdefault(k, v)
+    spec = StackSpec(stream_name="cfguard-health", shards=1)
+    with LocalStackProcess(spec, log_path=tmp_path / "stack.log") as stack:
+        cfg = write_config(tmp_path, stack, "it-health", spec.stream_name)
+        env = stack.env()
+        env["PYTHONPATH"] = str(REPO)
+        env["CFGUARD_TEST_THRESHOLD"] = str(10**9)
+        log = tmp_path / "run.log"
+
+        def health(*args: str) -> tuple[int, str]:
+            code = main(["health", "--config", str(cfg), *args])
+            out = capsys.readouterr()
+            return code, out.out + out.err
+
+        with open(log, "wb") as out:
+            cmd = [sys.executable, "-m", "consumer.cli", "run", "--config", str(cfg)]
+            run = subprocess.Popen(
+                [*cmd, "--workdir", str(tmp_path / "wd")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+            )
+        stopped: list[int] = []
+        try:
+            wait_for(lambda: (tmp_path / "status" / DAEMON_FILE).exists(), 30, "daemon.json\n" + tail(log))
+            code, text = health("--start-grace", "300")
+            assert code == 0 and "starting" in text, text
+            put_lines(stack, spec.stream_name, [line(1_700_000_000 + i, "10.0.0.1") for i in range(20)])
+            wait_for(
+                lambda: "1 shard processor(s)" in health()[1], 150, "a reporting processor\n" + tail(log)
+            )
+            code, text = health("--max-age", "5")
+            assert code == 0 and "healthy: 1 shard processor(s)" in text, text
+
+            stopped = _processor_pids(cfg)
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            code, text = wait_for(lambda: (r := health("--max-age", "3"))[0] == 1 and r, 30, "stall detected")
+            assert "shard shardId-000000000000: no progress for" in text and "(max 3 s)" in text
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+            stopped = []
+            wait_for(lambda: health("--max-age", "3")[0] == 0, 30, "healthy after SIGCONT\n" + tail(log))
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+            run.send_signal(signal.SIGTERM)
+            try:
+                run.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait()
+        code, text = health()
+        assert code == 1 and f"the consumer process (pid {run.pid}) is not running" in text, text
