@@ -92,6 +92,10 @@ def test_build_stage_installs_official_kclpy_and_cfguard(parsed: tuple[dict[str,
     build = stages[0]
     runs = " ".join(build.all("RUN"))
     assert "python -m venv /opt/cfguard" in runs
+    # The official sdist, its jars fetched by its own download_jars command before pip installs it.
+    assert 'pip download --no-deps --no-binary=:all: "amazon-kclpy>=3.0"' in runs
+    assert runs.index("setup.py download_jars") < runs.index("missing_jars()") < runs.index("pip install . ")
+    assert build.all("ARG") == ["KCL_MVN_REPO_SEARCH_URL=https://repo1.maven.org/maven2/"]
     assert 'pip install ".[kcl]"' in runs
     assert "jars_dir()" in runs  # the build fails when the jars were not downloaded
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
