@@ -174,3 +174,33 @@ def test_alarms_cover_the_issue(template: dict[str, Any]) -> None:
         "${AppName}-delivery-failures",
         "${AppName}-parse-error-rate",
     }
+
+
+def test_container_environment_is_a_valid_config_override(template: dict[str, Any]) -> None:
+    """The task's CFGUARD__ variables, with the stack's values, override the example config validly."""
+    from consumer.config import load_config
+
+    values = {
+        "LogStream": "cfguard-realtime-logs",
+        "AppName": "cfguard",
+        "AWS::Region": "us-east-1",
+        "SnapshotBucket": "cfguard-snapshots-abc",
+        "BlockFunction": "cfguard-block",
+        "DeadLetterQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/cfguard-dead-letters",
+        "BlocklistTable": "cfguard-blocklist",
+        "MetricsNamespace": "cfguard",
+    }
+    container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    env = {}
+    for item in container["Environment"]:
+        v = item["Value"]
+        env[item["Name"]] = values[v["Ref"]] if isinstance(v, dict) else v
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "cfguard.yaml", environ=env)
+    assert cfg.kcl.stream_name == "cfguard-realtime-logs"
+    assert cfg.kcl.application_name == "cfguard"  # = the lease table the task role names
+    assert (cfg.kcl.snapshots.store, cfg.kcl.snapshots.bucket) == ("s3", "cfguard-snapshots-abc")
+    # the task role's S3 grant covers exactly the snapshot prefix the consumer writes
+    assert cfg.kcl.snapshots.prefix == "cfguard/snapshots/"
+    assert cfg.actions.block.function_name == "cfguard-block"
+    assert cfg.actions.spool.dead_letter_queue_url == values["DeadLetterQueue"]
+    assert cfg.metrics.namespace == "cfguard"
