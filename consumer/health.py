@@ -8,7 +8,8 @@ shard ended) removes the file, so a shard that moved to another worker is not re
 
 :func:`check` decides health from the files plus whether the MultiLangDaemon process is alive:
 stale, missing or no shards after a start grace are unhealthy, each with a one-line reason. The
-status files of ``kcl.status_dir`` (``shard-<id>.json`` with ``updated_at``) count as heartbeats too.
+status files of ``kcl.status_dir`` (``shard-<id>.json`` with ``updated_at``) count as heartbeats too;
+one marked ``closed`` (the processor shut down) is not watched.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def read_beats(directory: Path) -> dict[str, dict[str, Any]]:
                 shard, at = str(doc["shard_id"]), float(doc["updated_at"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+            if doc.get("closed"):
+                continue  # the processor shut down (lease lost, shard ended): not ours to watch
             if shard not in out or at > out[shard]["updated_at"]:
                 out[shard] = {**doc, "updated_at": at}
     return out

@@ -83,6 +83,16 @@ def test_status_files_count_as_beats(tmp_path: Path) -> None:
     assert r.healthy and r.shards == {"s9": 5.0}
 
 
+def test_closed_status_files_are_not_watched(tmp_path: Path) -> None:
+    """The KCL processor's StatusWriter, as the processor writes it on close (lease lost, shard ended)."""
+    from consumer.kcl.status import StatusWriter
+
+    StatusWriter(tmp_path, "gone", clock=Clock(700.0)).update({"closed": True}, force=True)
+    StatusWriter(tmp_path, "live", clock=Clock(990.0)).update({"closed": False}, force=True)
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=500.0, now=1000.0)
+    assert r.healthy and r.shards == {"live": 10.0}
+
+
 def test_no_shards_healthy_within_start_grace_then_unhealthy(tmp_path: Path) -> None:
     starting = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=950.0, now=1000.0)
     assert starting.healthy and starting.reason.startswith("starting: no shard processor yet (50s")
@@ -109,6 +119,11 @@ def fake_daemon() -> Iterator[str]:
     """A live process whose command line carries a marker unique to this test (not a real daemon)."""
     marker = f"cfguard-test-daemon-{uuid.uuid4().hex}"
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while marker.encode() not in cmdline.read_bytes():  # between fork and exec it shows our cmdline
+        assert time.monotonic() < deadline, "the fake daemon did not start"
+        time.sleep(0.01)
     try:
         yield marker
     finally:
