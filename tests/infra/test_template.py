@@ -204,3 +204,27 @@ def test_container_environment_is_a_valid_config_override(template: dict[str, An
     assert cfg.actions.block.function_name == "cfguard-block"
     assert cfg.actions.spool.dead_letter_queue_url == values["DeadLetterQueue"]
     assert cfg.metrics.namespace == "cfguard"
+
+
+def test_default_log_fields_are_cloudfront_fields_covering_the_example_config(
+    template: dict[str, Any],
+) -> None:
+    from consumer.config import load_config
+    from consumer.fields import BY_NAME
+    from consumer.keys import KeyExtractor
+    from detectors.engine import Engine
+
+    fields = template["Parameters"]["RealtimeLogFields"]["Default"].split(",")
+    assert len(fields) == len(set(fields))
+    assert [f for f in fields if f not in BY_NAME] == []
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "cfguard.yaml")
+    engine = Engine.from_config(cfg.detectors, cfg.state, [k.name for k in cfg.keys])
+    wanted = {"timestamp"} | KeyExtractor(cfg.keys).required_fields() | set(engine.required_fields())
+    assert sorted(wanted - set(fields)) == []
+
+
+def test_task_reads_the_config_parameter_its_role_may_read(template: dict[str, Any]) -> None:
+    container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    assert container["Command"] == ["--config", {"Fn::Sub": "ssm:${ConfigParameterName}"}]
+    grant = next(st for role, st in _statements(template) if st.get("Sid") == "Config")
+    assert grant["Resource"]["Fn::Sub"].endswith(":parameter${ConfigParameterName}")
