@@ -1,15 +1,20 @@
-"""Liveness of a running consumer, judged from the files its processes leave in ``kcl.status_dir``.
+"""Liveness of a running consumer, for the container health check (``cfguard health``).
 
-The shard processors are children of the Java daemon and rewrite ``shard-<id>.json`` about once a
-second while the daemon calls them (also on empty reads, with ``kcl.call_on_empty_batches``), so a
-file's ``updated_at`` is a heartbeat. ``cfguard run`` records itself in ``daemon.json`` (pid, start
-time): that separates "still starting" from "stuck", and status files of an earlier run from this one.
+Each shard's record processor owns a :class:`Heartbeat` and calls ``beat(records=n)`` on every
+``processRecords`` (the KCL calls it on empty reads too, so an idle shard still beats). ``beat`` costs
+one clock read unless ``interval_s`` has passed, when it rewrites ``heartbeat-<shard>.json``
+atomically (``updated_at``, ``records``, ``beats``, ``pid``). ``close()`` (shutdown, lease lost,
+shard ended) removes the file, so a shard that moved to another worker is not reported stale.
+
+:func:`check` decides health from the files plus whether the MultiLangDaemon process is alive:
+stale, missing or no shards after a start grace are unhealthy, each with a one-line reason. The
+status files of ``kcl.status_dir`` (``shard-<id>.json`` with ``updated_at``) count as heartbeats too;
+one marked ``closed`` (the processor shut down) is not watched.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -17,122 +22,153 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumer.kcl.status import read_status
+DEFAULT_DIR = Path(os.environ.get("CFGUARD_HEARTBEAT_DIR", "/tmp/cfguard/heartbeats"))
+DAEMON_MARKER = "software.amazon.kinesis.multilang.MultiLangDaemon"
+PATTERNS = ("heartbeat-*.json", "shard-*.json")
 
-DAEMON_FILE = "daemon.json"
+
+class Heartbeat:
+    """One shard processor's heartbeat file."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        shard_id: str,
+        *,
+        interval_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.shard_id = shard_id
+        self.interval_s = interval_s
+        self.clock = clock
+        self.path = self.dir / f"heartbeat-{_safe(shard_id)}.json"
+        self.records = 0
+        self.beats = 0
+        self._last = float("-inf")
+
+    def beat(self, records: int = 0, force: bool = False) -> None:
+        """Count ``records`` more processed; write the file at most every ``interval_s``."""
+        self.records += records
+        self.beats += 1
+        now = self.clock()
+        if force or now - self._last >= self.interval_s:
+            self._last = now
+            self._write(now)
+
+    def _write(self, now: float) -> None:
+        doc = {
+            "shard_id": self.shard_id,
+            "updated_at": now,
+            "records": self.records,
+            "beats": self.beats,
+            "pid": os.getpid(),
+        }
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        """The shard is no longer ours: remove its heartbeat."""
+        self.path.unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
+def _safe(shard_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in shard_id)[:200]
+
+
+@dataclass
 class HealthReport:
     healthy: bool
-    reasons: tuple[str, ...] = ()
-    shard_ages: dict[str, float] = field(default_factory=dict)  # open processors: seconds since update
-    starting: bool = False
-
-    def summary(self) -> str:
-        if not self.healthy:
-            return "unhealthy: " + "; ".join(self.reasons)
-        if self.starting:
-            return "healthy: starting (no shard processor has reported yet)"
-        if not self.shard_ages:
-            return "healthy: no shard leases held"
-        oldest = max(self.shard_ages.values())
-        return f"healthy: {len(self.shard_ages)} shard processor(s), oldest update {oldest:.1f} s ago"
+    reason: str
+    shards: dict[str, float] = field(default_factory=dict)  # shard -> age of its last beat (s)
 
 
-def record_daemon(status_dir: Path, pid: int | None = None, clock: Callable[[], float] = time.time) -> Path:
-    """Write ``daemon.json`` (atomically) for the health check: who runs the daemon, since when."""
-    root = Path(status_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / DAEMON_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid() if pid is None else pid, "started_at": clock()}))
-    os.replace(tmp, path)
-    return path
+def read_beats(directory: Path) -> dict[str, dict[str, Any]]:
+    """The newest beat per shard from both file kinds (unreadable files: being replaced, skipped)."""
+    out: dict[str, dict[str, Any]] = {}
+    for pattern in PATTERNS:
+        for p in directory.glob(pattern):
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+                shard, at = str(doc["shard_id"]), float(doc["updated_at"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if doc.get("closed"):
+                continue  # the processor shut down (lease lost, shard ended): not ours to watch
+            if shard not in out or at > out[shard]["updated_at"]:
+                out[shard] = {**doc, "updated_at": at}
+    return out
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists and is not a zombie (signal 0 checks existence only)."""
+def daemon_started_at(marker: str = DAEMON_MARKER, proc: Path = Path("/proc")) -> float | None:
+    """Start time (epoch s) of the oldest live process whose command line holds ``marker``, else None."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: existence is all we can tell
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def read_daemon(status_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((Path(status_dir) / DAEMON_FILE).read_text())
-    except FileNotFoundError:
+        boot = next(
+            float(line.split()[1])
+            for line in (proc / "stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
         return None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{DAEMON_FILE} in {status_dir} is unreadable: {exc}") from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("pid"), int)
-        or not _number(data.get("started_at"))
-    ):
-        raise ValueError(f"{DAEMON_FILE} in {status_dir} lacks an integer pid and a started_at time")
-    return data
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ticks, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    found: list[float] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue  # not a process, or this health check (its own arguments may hold the marker)
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            if marker not in cmdline:
+                continue
+            stat = (entry / "stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # zombie: exited, not reaped
+            start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        except (OSError, ValueError, IndexError):
+            continue  # exited while we looked
+        found.append(boot + start_ticks / ticks)
+    return min(found) if found else None
 
 
 def check(
-    status_dir: Path,
+    directory: Path,
     *,
     max_age_s: float,
     start_grace_s: float,
-    now: float | None = None,
-    alive: Callable[[int], bool] = pid_alive,
-    allow_no_shards: bool = False,
+    daemon_started: float | None,
+    now: float,
 ) -> HealthReport:
-    """Healthy when the recorded daemon runs and every open shard processor updated within ``max_age_s``.
-
-    Without any open processor the consumer is healthy only within ``start_grace_s`` of the daemon's
-    start (or always with ``allow_no_shards``: more workers than shards leaves some without a lease).
-    """
-    now = time.time() if now is None else now
-    root = Path(status_dir)
-    reasons: list[str] = []
-    try:
-        daemon = read_daemon(root)
-    except ValueError as exc:
-        return HealthReport(False, (str(exc),))
-    started = float(daemon["started_at"]) if daemon else None
-    if daemon and not alive(daemon["pid"]):
-        reasons.append(f"the consumer process (pid {daemon['pid']}) is not running")
-
-    ages: dict[str, float] = {}
-    for shard, st in read_status(root).items() if root.is_dir() else ():
-        if st.get("closed"):
-            continue  # lease lost or shard ended: that processor is finished, not stuck
-        updated = st.get("updated_at")
-        if not _number(updated):
-            reasons.append(f"shard {shard}: status file has no updated_at time")
-            continue
-        if started is not None and updated < started:
-            continue  # left by an earlier run
-        age = max(0.0, now - float(updated))
-        ages[shard] = age
-        if age > max_age_s:
-            reasons.append(f"shard {shard}: no progress for {age:.0f} s (max {max_age_s:g} s)")
-
-    starting = False
-    if not ages and not reasons:
-        if started is not None and now - started <= start_grace_s:
-            starting = True
-        elif not allow_no_shards:
-            since = f" since the consumer started {now - started:.0f} s ago" if started is not None else ""
-            reasons.append(
-                f"no shard processor has reported in {root}{since} (start grace {start_grace_s:g} s)"
+    """Healthy when the daemon runs and every shard it owns beat within ``max_age_s``."""
+    if daemon_started is None:
+        return HealthReport(False, "the KCL MultiLangDaemon is not running")
+    beats = {s: b for s, b in read_beats(directory).items() if b["updated_at"] >= daemon_started - 1}
+    ages = {s: max(0.0, now - b["updated_at"]) for s, b in beats.items()}
+    in_grace = now - daemon_started < start_grace_s
+    if not ages:
+        if in_grace:
+            return HealthReport(
+                True,
+                f"starting: no shard processor yet ({now - daemon_started:.0f}s "
+                f"of {start_grace_s:.0f}s start grace)",
             )
-    return HealthReport(not reasons, tuple(reasons), ages, starting)
+        return HealthReport(
+            False,
+            f"no shard processor has written a heartbeat in {directory} "
+            f"{now - daemon_started:.0f}s after the daemon started",
+        )
+    stale = sorted((s for s, a in ages.items() if a > max_age_s), key=lambda s: -ages[s])
+    if stale:
+        worst = stale[0]
+        return HealthReport(
+            False,
+            f"{len(stale)} of {len(ages)} shards stale: {worst} last beat "
+            f"{ages[worst]:.0f}s ago (max {max_age_s:.0f}s)",
+            ages,
+        )
+    return HealthReport(
+        True,
+        f"{len(ages)} shards, newest beat {min(ages.values()):.0f}s ago, oldest "
+        f"{max(ages.values()):.0f}s ago",
+        ages,
+    )

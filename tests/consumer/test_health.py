@@ -1,4 +1,4 @@
-"""``cfguard health`` against status files written by the processors' own StatusWriter."""
+"""``cfguard health`` and the heartbeat files the shard processors write."""
 
 from __future__ import annotations
 
@@ -7,141 +7,171 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from consumer.cli import main
-from consumer.health import DAEMON_FILE, check, pid_alive, record_daemon
-from consumer.kcl.status import StatusWriter
-
-STATS = {"records": 10, "millis_behind_latest": 0, "closed": False}
+from consumer.health import Heartbeat, check, daemon_started_at, read_beats
 
 
-def write_shard(root: Path, shard: str, at: float, **extra: object) -> None:
-    StatusWriter(root, shard, clock=lambda: at).update({**STATS, **extra}, force=True)
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
 
 
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()  # reaped: the pid no longer exists
-    return proc.pid
+def test_beat_writes_at_most_every_interval_and_counts_progress(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    hb = Heartbeat(tmp_path, "shardId-000000000001", interval_s=5, clock=clock)
+    hb.beat(records=10)
+    first = json.loads(hb.path.read_text())
+    assert first == {
+        "shard_id": "shardId-000000000001",
+        "updated_at": 1000.0,
+        "records": 10,
+        "beats": 1,
+        "pid": os.getpid(),
+    }
+    clock.t = 1004.9
+    hb.beat(records=5)  # within the interval: counted, not written
+    assert json.loads(hb.path.read_text())["records"] == 10
+    clock.t = 1005.0
+    hb.beat(records=0)
+    doc = json.loads(hb.path.read_text())
+    assert (doc["updated_at"], doc["records"], doc["beats"]) == (1005.0, 15, 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["heartbeat-shardId-000000000001.json"]  # no temp left
+    hb.close()
+    assert not hb.path.exists()
 
 
-def run_health(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], root: Path, *args: str
-) -> tuple[int, str, str]:
-    monkeypatch.setenv("CFGUARD__KCL__STATUS_DIR", str(root))
-    code = main(["health", *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def test_shard_id_cannot_escape_the_directory(tmp_path: Path) -> None:
+    hb = Heartbeat(tmp_path / "hb", "../../etc/x", clock=Clock(1.0))
+    hb.beat()
+    assert hb.path.parent == tmp_path / "hb"
+    assert read_beats(tmp_path / "hb")["../../etc/x"]["updated_at"] == 1.0
 
 
-def test_healthy_when_every_shard_reported_recently(monkeypatch, capsys, tmp_path: Path) -> None:
-    now = time.time()
-    record_daemon(tmp_path, pid=os.getpid(), clock=lambda: now - 600)
-    write_shard(tmp_path, "shardId-000000000000", now - 1)
-    write_shard(tmp_path, "shardId-000000000001", now - 30)
-    code, out, err = run_health(monkeypatch, capsys, tmp_path, "--max-age", "60")
-    assert code == 0, err
-    assert out.startswith("healthy: 2 shard processor(s), oldest update 3")
+def _beat(d: Path, shard: str, at: float) -> None:
+    Heartbeat(d, shard, clock=Clock(at)).beat(records=1)
 
 
-def test_a_stale_shard_is_unhealthy_with_its_age(monkeypatch, capsys, tmp_path: Path) -> None:
-    now = time.time()
-    record_daemon(tmp_path, pid=os.getpid(), clock=lambda: now - 3600)
-    write_shard(tmp_path, "shardId-000000000000", now - 2)
-    write_shard(tmp_path, "shardId-000000000001", now - 300)
-    code, out, err = run_health(monkeypatch, capsys, tmp_path, "--max-age", "120")
-    assert code == 1 and out == ""
-    assert "shard shardId-000000000001: no progress for 300 s (max 120 s)" in err
-    assert "000000000000" not in err
-    # Given more slack the same files are healthy.
-    code, out, _ = run_health(monkeypatch, capsys, tmp_path, "--max-age", "400")
-    assert code == 0 and out.startswith("healthy: 2 shard")
+def test_healthy_when_every_shard_beat_recently(tmp_path: Path) -> None:
+    _beat(tmp_path, "s1", 990.0)
+    _beat(tmp_path, "s2", 960.0)
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=500.0, now=1000.0)
+    assert r.healthy, r.reason
+    assert r.shards == {"s1": 10.0, "s2": 40.0}
+    assert r.reason == "2 shards, newest beat 10s ago, oldest 40s ago"
 
 
-def test_closed_processors_and_earlier_runs_are_not_counted(tmp_path: Path) -> None:
-    now = 10_000.0
-    write_shard(tmp_path, "old-run", now - 900)  # left by a run before this daemon started
-    write_shard(tmp_path, "ended", now - 400, closed=True)  # lease lost: finished, not stuck
-    record_daemon(tmp_path, pid=os.getpid(), clock=lambda: now - 500)
-    write_shard(tmp_path, "live", now - 5)
-    report = check(tmp_path, max_age_s=60, start_grace_s=180, now=now)
-    assert report.healthy and report.shard_ages == {"live": 5.0}
-    # Without the live one nothing of this run has reported, long after the start grace.
-    (tmp_path / "shard-live.json").unlink()
-    report = check(tmp_path, max_age_s=60, start_grace_s=180, now=now)
-    assert not report.healthy
-    assert report.reasons == (
-        f"no shard processor has reported in {tmp_path} since the consumer started 500 s ago"
-        " (start grace 180 s)",
-    )
-    assert check(tmp_path, max_age_s=60, start_grace_s=180, now=now, allow_no_shards=True).healthy
+def test_one_stale_shard_is_unhealthy_and_named(tmp_path: Path) -> None:
+    _beat(tmp_path, "s1", 990.0)
+    _beat(tmp_path, "s2", 900.0)
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=500.0, now=1000.0)
+    assert not r.healthy
+    assert r.reason == "1 of 2 shards stale: s2 last beat 100s ago (max 60s)"
 
 
-def test_start_grace_then_unhealthy_without_status(monkeypatch, capsys, tmp_path: Path) -> None:
-    now = time.time()
-    record_daemon(tmp_path, pid=os.getpid(), clock=lambda: now - 20)
-    code, out, _ = run_health(monkeypatch, capsys, tmp_path, "--start-grace", "60")
-    assert code == 0 and out.strip() == "healthy: starting (no shard processor has reported yet)"
-    code, _, err = run_health(monkeypatch, capsys, tmp_path, "--start-grace", "10")
-    assert code == 1 and "no shard processor has reported" in err and "started 20 s ago" in err
-    # No daemon record at all (cfguard run never started here): nothing to wait for.
-    (tmp_path / DAEMON_FILE).unlink()
-    code, _, err = run_health(monkeypatch, capsys, tmp_path)
-    assert code == 1 and "no shard processor has reported in" in err
+def test_status_files_count_as_beats(tmp_path: Path) -> None:
+    (tmp_path / "shard-s9.json").write_text(json.dumps({"shard_id": "s9", "updated_at": 995.0, "records": 3}))
+    (tmp_path / "shard-broken.json").write_text("{not json")
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=500.0, now=1000.0)
+    assert r.healthy and r.shards == {"s9": 5.0}
 
 
-def test_dead_consumer_process_is_unhealthy_even_with_fresh_files(
-    monkeypatch, capsys, tmp_path: Path
-) -> None:
-    now = time.time()
-    pid = dead_pid()
-    record_daemon(tmp_path, pid=pid, clock=lambda: now - 100)
-    write_shard(tmp_path, "shardId-000000000000", now)
-    code, _, err = run_health(monkeypatch, capsys, tmp_path)
-    assert code == 1
-    assert f"the consumer process (pid {pid}) is not running" in err
+def test_closed_status_files_are_not_watched(tmp_path: Path) -> None:
+    """The KCL processor's StatusWriter, as the processor writes it on close (lease lost, shard ended)."""
+    from consumer.kcl.status import StatusWriter
+
+    StatusWriter(tmp_path, "gone", clock=Clock(700.0)).update({"closed": True}, force=True)
+    StatusWriter(tmp_path, "live", clock=Clock(990.0)).update({"closed": False}, force=True)
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=500.0, now=1000.0)
+    assert r.healthy and r.shards == {"live": 10.0}
 
 
-def test_pid_alive_sees_running_dead_and_zombie_processes() -> None:
-    assert pid_alive(os.getpid())
-    assert not pid_alive(dead_pid())
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
+def test_no_shards_healthy_within_start_grace_then_unhealthy(tmp_path: Path) -> None:
+    starting = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=950.0, now=1000.0)
+    assert starting.healthy and starting.reason.startswith("starting: no shard processor yet (50s")
+    late = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=850.0, now=1000.0)
+    assert not late.healthy and "no shard processor has written a heartbeat" in late.reason
+
+
+def test_beats_from_before_the_daemon_started_are_ignored(tmp_path: Path) -> None:
+    _beat(tmp_path, "old", 400.0)  # a previous run's leftovers
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=950.0, now=1000.0)
+    assert r.healthy and r.shards == {}
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=800.0, now=1000.0)
+    assert not r.healthy
+
+
+def test_no_daemon_is_unhealthy_even_with_fresh_beats(tmp_path: Path) -> None:
+    _beat(tmp_path, "s1", 999.0)
+    r = check(tmp_path, max_age_s=60, start_grace_s=100, daemon_started=None, now=1000.0)
+    assert not r.healthy and r.reason == "the KCL MultiLangDaemon is not running"
+
+
+@pytest.fixture()
+def fake_daemon() -> Iterator[str]:
+    """A live process whose command line carries a marker unique to this test (not a real daemon)."""
+    marker = f"cfguard-test-daemon-{uuid.uuid4().hex}"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while marker.encode() not in cmdline.read_bytes():  # between fork and exec it shows our cmdline
+        assert time.monotonic() < deadline, "the fake daemon did not start"
+        time.sleep(0.01)
     try:
-        deadline = time.monotonic() + 10
-        while pid_alive(child.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)  # exits, but stays a zombie until waited for
-        assert not pid_alive(child.pid)
-        assert Path(f"/proc/{child.pid}").exists()  # it is a zombie, not gone
+        yield marker
     finally:
-        child.wait()
+        proc.kill()
+        proc.wait()
 
 
-def test_unreadable_records_are_reasons_not_crashes(tmp_path: Path) -> None:
-    (tmp_path / DAEMON_FILE).write_text("{not json")
-    report = check(tmp_path, max_age_s=60, start_grace_s=0, now=0.0)
-    assert not report.healthy and "daemon.json" in report.reasons[0] and "unreadable" in report.reasons[0]
-    (tmp_path / DAEMON_FILE).write_text(json.dumps({"pid": "1", "started_at": 0}))
-    report = check(tmp_path, max_age_s=60, start_grace_s=0, now=0.0)
-    assert not report.healthy and "lacks an integer pid" in report.reasons[0]
-    (tmp_path / DAEMON_FILE).unlink()
-    (tmp_path / "shard-x.json").write_text(json.dumps({"shard_id": "x", "updated_at": "yesterday"}))
-    report = check(tmp_path, max_age_s=60, start_grace_s=0, now=0.0)
-    assert report.reasons == ("shard x: status file has no updated_at time",)
+def test_daemon_start_time_from_proc(fake_daemon: str) -> None:
+    started = daemon_started_at(fake_daemon)
+    assert started is not None and abs(time.time() - started) < 30
+    assert daemon_started_at(f"absent-{uuid.uuid4().hex}") is None
 
 
-def test_without_a_status_dir_there_is_nothing_to_check(monkeypatch, capsys) -> None:
-    monkeypatch.delenv("CFGUARD__KCL__STATUS_DIR", raising=False)
-    assert main(["health"]) == 2
-    assert "kcl.status_dir is not set" in capsys.readouterr().err
-    assert main(["health", "--status-dir", "x", "--max-age", "0"]) == 2
+def _cli(tmp_path: Path, marker: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("cfguard")
+    return subprocess.run(
+        [str(exe), "health", "--dir", str(tmp_path), "--daemon-marker", marker, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-def test_record_daemon_writes_pid_and_start(tmp_path: Path) -> None:
-    path = record_daemon(tmp_path / "status", clock=lambda: 123.5)
-    assert json.loads(path.read_text()) == {"pid": os.getpid(), "started_at": 123.5}
+def test_cli_healthy_and_unhealthy(tmp_path: Path, fake_daemon: str) -> None:
+    # No shard yet, but within the start grace.
+    r = _cli(tmp_path, fake_daemon, "--start-grace", "300")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert r.stderr.startswith("healthy: starting")
+    # Past the grace with no shard.
+    r = _cli(tmp_path, fake_daemon, "--start-grace", "0")
+    assert r.returncode == 1 and r.stderr.startswith("unhealthy: no shard processor")
+    # A processor beats: healthy.
+    hb = Heartbeat(tmp_path, "shardId-000000000000")
+    hb.beat(records=100)
+    r = _cli(tmp_path, fake_daemon, "--start-grace", "0")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("healthy: 1 shards")
+    # It stops beating: stale after max-age.
+    time.sleep(1.2)
+    r = _cli(tmp_path, fake_daemon, "--start-grace", "0", "--max-age", "1")
+    assert r.returncode == 1 and "shardId-000000000000 last beat" in r.stderr
+    # Shard handed over: its file is gone, no shards again.
+    hb.close()
+    r = _cli(tmp_path, fake_daemon, "--start-grace", "300")
+    assert r.returncode == 0
+    # No daemon process at all.
+    r = _cli(tmp_path, f"absent-{uuid.uuid4().hex}")
+    assert r.returncode == 1 and r.stderr == "unhealthy: the KCL MultiLangDaemon is not running\n"
 
 
 # ---------------------------------------------------------------- the real consumer
@@ -164,10 +194,11 @@ def _processor_pids(config: Path) -> list[int]:
 
 @pytest.mark.integration
 def test_health_of_a_real_consumer_through_start_stall_and_stop(capsys, tmp_path: Path) -> None:
-    """`cfguard run` on the KCL daemon: starting, healthy, a stopped (SIGSTOP) processor detected as
-    stuck, healthy again after SIGCONT, unhealthy once the consumer has exited."""
+    """`cfguard run` on the KCL daemon (local stack): starting, healthy, a stopped (SIGSTOP) processor
+    reported stale, healthy again after SIGCONT, unhealthy once the daemon has exited."""
     import signal
 
+    from consumer.cli import main
     from consumer.local_stack import FAKE_CREDENTIALS, LocalStackProcess, StackSpec
     from tests.kcl.harness import REPO, put_lines, tail, wait_for, write_config
     from tests.kcl.protocol import line
@@ -175,6 +206,8 @@ def test_health_of_a_real_consumer_through_start_stall_and_stop(capsys, tmp_path
     for k, v in FAKE_CREDENTIALS.items():
         os.environ.setdefault(k, v)
     spec = StackSpec(stream_name="cfguard-health", shards=1)
+    workdir = tmp_path / "wd"  # on the daemon's classpath: tells this daemon from any other one
+    status = tmp_path / "status"  # kcl.status_dir: the processors' status files count as beats
     with LocalStackProcess(spec, log_path=tmp_path / "stack.log") as stack:
         cfg = write_config(tmp_path, stack, "it-health", spec.stream_name)
         env = stack.env()
@@ -183,36 +216,27 @@ def test_health_of_a_real_consumer_through_start_stall_and_stop(capsys, tmp_path
         log = tmp_path / "run.log"
 
         def health(*args: str) -> tuple[int, str]:
-            code = main(["health", "--config", str(cfg), *args])
+            code = main(["health", "--dir", str(status), "--daemon-marker", str(workdir), *args])
             out = capsys.readouterr()
             return code, out.out + out.err
 
         with open(log, "wb") as out:
             cmd = [sys.executable, "-m", "consumer.cli", "run", "--config", str(cfg)]
             run = subprocess.Popen(
-                [*cmd, "--workdir", str(tmp_path / "wd")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=REPO,
+                [*cmd, "--workdir", str(workdir)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO
             )
         stopped: list[int] = []
         try:
-            wait_for(lambda: (tmp_path / "status" / DAEMON_FILE).exists(), 30, "daemon.json\n" + tail(log))
-            code, text = health("--start-grace", "300")
-            assert code == 0 and "starting" in text, text
+            code, text = wait_for(lambda: (r := health())[0] == 0 and r, 60, "the daemon\n" + tail(log))
+            assert "starting" in text, text
             put_lines(stack, spec.stream_name, [line(1_700_000_000 + i, "10.0.0.1") for i in range(20)])
-            wait_for(
-                lambda: "1 shard processor(s)" in health()[1], 150, "a reporting processor\n" + tail(log)
-            )
-            code, text = health("--max-age", "5")
-            assert code == 0 and "healthy: 1 shard processor(s)" in text, text
-
+            wait_for(lambda: "healthy: 1 shards" in health()[1], 150, "a reporting processor\n" + tail(log))
             stopped = _processor_pids(cfg)
+            assert stopped
             for pid in stopped:
                 os.kill(pid, signal.SIGSTOP)
             code, text = wait_for(lambda: (r := health("--max-age", "3"))[0] == 1 and r, 30, "stall detected")
-            assert "shard shardId-000000000000: no progress for" in text and "(max 3 s)" in text
+            assert "1 of 1 shards stale: shardId-000000000000 last beat" in text, text
             for pid in stopped:
                 os.kill(pid, signal.SIGCONT)
             stopped = []
@@ -227,4 +251,4 @@ def test_health_of_a_real_consumer_through_start_stall_and_stop(capsys, tmp_path
                 run.kill()
                 run.wait()
         code, text = health()
-        assert code == 1 and f"the consumer process (pid {run.pid}) is not running" in text, text
+        assert code == 1 and "the KCL MultiLangDaemon is not running" in text, text
