@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.demo",
     "consumer.commands.explain",
     "consumer.commands.generate",
+    "consumer.commands.health",
     "consumer.commands.local_stack",
     "consumer.commands.record",
     "consumer.commands.replay",
