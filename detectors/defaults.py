@@ -116,6 +116,25 @@ def default_detectors() -> list[DetectorSpec]:
             threshold=20,
             mode="block",
         ),
+        # Refused over and over on any path (e.g. a free account calling the paid API: 403 after 403).
+        # Ordinary users get at most ~3 401/403 in 5 minutes, the 300-user NAT ~6: 60 is a 10x margin;
+        # the free-rider at 6 req/s (75% refused) gets ~1,350. Per IP only an alert (NAT).
+        RuleSpec(
+            name="refused_flood_user",
+            key="user",
+            window="5m",
+            metric="auth_failures",
+            threshold=60,
+            mode="block",
+        ),
+        RuleSpec(
+            name="refused_flood_ip",
+            key="ip",
+            window="5m",
+            metric="auth_failures",
+            threshold=60,
+            mode="alert",
+        ),
         # Scraping: distinct URIs per user per hour: ordinary users reach ~560 (5x margin on 3,000).
         RuleSpec(
             name="scraping_user",

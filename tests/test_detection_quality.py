@@ -24,6 +24,8 @@ MUST_BLOCK = {
     ("user", "scraper"),
     ("ip", "request_flood"),
     ("ip", "scanner"),
+    ("ip", "credential_stuffing"),  # mode=one_ip
+    ("user", "api_free_rider"),  # mode=no_key: a free account refused on the paid API
 }
 
 #: Seconds from a scenario's start to its first decision (any of its keys), with the reason.
@@ -37,11 +39,19 @@ TTD_BOUND_S = {
     "scraper": 600,  # 600 requests (92% misses) in 5 minutes from its IP: ~200 s
 }
 
-CASES = [(7, 20.0, 3600.0), (3, 100.0, 1800.0), (11, 60.0, 2400.0)]
+#: The other modes of two scenarios: credential stuffing from one IP with a fresh cookie per attempt,
+#: the API free-rider as a free account from one IP (75% refused) instead of a leaked shared key.
+VARIANTS = "credential_stuffing:mode=one_ip,api_free_rider:mode=no_key,scanner,request_flood"
+CASES = [
+    (7, 20.0, 3600.0, None),
+    (3, 100.0, 1800.0, None),
+    (11, 60.0, 2400.0, None),
+    (9, 40.0, 1800.0, VARIANTS),
+]
 
 
-def run(seed: int, rate: float, duration_s: float):
-    gen = Generator(seed=seed, rate=rate)
+def run(seed: int, rate: float, duration_s: float, scenarios: str | None):
+    gen = Generator(seed=seed, rate=rate, scenarios=scenarios)
     pipeline = Pipeline.from_config(load_config(None, environ={}), dry_run=True)
     decisions = []
     for lines in gen.batches(duration_s):
@@ -51,7 +61,9 @@ def run(seed: int, rate: float, duration_s: float):
     return gen.labels(duration_s), decisions
 
 
-@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"seed{c[0]}-rate{int(c[1])}")
+@pytest.fixture(
+    scope="module", params=CASES, ids=lambda c: f"seed{c[0]}-rate{int(c[1])}" + ("-variants" if c[3] else "")
+)
 def outcome(request):
     return run(*request.param)
 
@@ -61,8 +73,11 @@ def test_every_abuser_is_flagged_and_the_dangerous_ones_blocked(outcome) -> None
     actions: dict[tuple[str, str], set[str]] = defaultdict(set)
     for d in decisions:
         actions[(d.key_type, d.key)].add(d.action)
-    abusers = [(kt, k, name) for kt in ("user", "ip", "api_key") for k, name in labels[kt].items()]
-    assert {name for *_, name in abusers} == set(TTD_BOUND_S)  # every abuse kind is in the traffic
+    abusers = [(kt, k, name) for kt in ("user", "ip", "api_key") for k, name in labels.get(kt, {}).items()]
+    kinds = {sc["name"] for sc in labels["scenarios"] if sc["abuse"]}
+    assert {name for *_, name in abusers} == kinds and kinds <= set(TTD_BOUND_S)
+    if len(kinds) < len(TTD_BOUND_S):
+        assert labels["generator"]["seed"] == 9  # only the variants case leaves kinds out
     for kt, key, name in abusers:
         assert actions.get((kt, key)), f"{name} {kt} not flagged"
         if (kt, name) in MUST_BLOCK:
@@ -71,7 +86,7 @@ def test_every_abuser_is_flagged_and_the_dangerous_ones_blocked(outcome) -> None
 
 def test_no_hard_negative_and_no_ordinary_key_is_flagged(outcome) -> None:
     labels, decisions = outcome
-    abusers = {(kt, k) for kt in ("user", "ip", "api_key") for k in labels[kt]}
+    abusers = {(kt, k) for kt in ("user", "ip", "api_key") for k in labels.get(kt, {})}
     accomplices = {(kt, k) for kt, keys in labels["accomplices"].items() for k in keys}
     hard = {(kt, k): name for kt, keys in labels["hard_negatives"].items() for k, name in keys.items()}
     assert {"nat_office", "monitor", "heavy_downloader"} <= set(hard.values())
