@@ -68,6 +68,7 @@ def _default_keys() -> tuple[KeySpec, ...]:
     return (
         KeySpec(name="ip", source="c-ip", ipv6_prefix=64),
         KeySpec(name="user", source="cookie", param="uid"),
+        KeySpec(name="api_key", source="header", param="x-api-key"),
     )
 
 

@@ -22,7 +22,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_example_config_is_valid_and_matches_its_documented_keys() -> None:
     cfg = load_config(EXAMPLE, environ={})
-    assert [k.name for k in cfg.keys] == ["ip", "user"]
+    assert [k.name for k in cfg.keys] == ["ip", "user", "api_key"]
     assert cfg.detectors, "the example config ships detectors"
     assert main(["config", "validate", str(EXAMPLE)]) == 0
 

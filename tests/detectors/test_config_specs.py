@@ -85,11 +85,12 @@ def test_defaults_cover_every_abuse_kind_and_build() -> None:
         "scraping",
         "origin_exhaustion",
         "surge",
+        "api_key",
     ):
         assert any(kind in n for n in names), kind
     assert len(names) == len(specs)
-    assert {s.key for s in specs} == {"ip", "user"}
-    e = Engine.from_config(specs, StateConfig(), ["ip", "user"])
+    assert {s.key for s in specs} == {"ip", "user", "api_key"}
+    e = Engine.from_config(specs, StateConfig(), ["ip", "user", "api_key"])
     assert e.required_fields() == {"timestamp", "sc-bytes", "sc-status", "cs-uri-stem", "x-edge-result-type"}
     with pytest.raises(ValueError, match="used twice"):
         Engine.from_config([specs[0], specs[0]], StateConfig(), ["ip", "user"])

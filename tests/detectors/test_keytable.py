@@ -55,9 +55,9 @@ sys.path.insert(0, {repo!r})
 from detectors.engine import Engine
 from detectors.config import StateConfig
 from detectors.defaults import default_detectors
-from tests.detectors.traffic import generate
+from tests.detectors.generated import KEY_TYPES, generate
 traffic = generate()
-e = Engine.from_config(default_detectors(), StateConfig(), ["ip", "user"])
+e = Engine.from_config(default_detectors(), StateConfig(), list(KEY_TYPES))
 e.restore(open(sys.argv[1], "rb").read())
 out = [dataclasses.asdict(f) for b in traffic[len(traffic) // 2:] for f in e.process(b)]
 print(json.dumps(out, sort_keys=True))
@@ -68,11 +68,11 @@ def test_snapshot_restored_in_another_process_with_another_hash_seed(tmp_path: P
     from detectors.config import StateConfig
     from detectors.defaults import default_detectors
     from detectors.engine import Engine
+    from tests.detectors.generated import KEY_TYPES, generate
     from tests.detectors.helpers import as_json
-    from tests.detectors.traffic import generate
 
     traffic = generate()
-    e = Engine.from_config(default_detectors(), StateConfig(), ["ip", "user"])
+    e = Engine.from_config(default_detectors(), StateConfig(), list(KEY_TYPES))
     half = len(traffic) // 2
     for b in traffic[:half]:
         e.process(b)
@@ -89,4 +89,4 @@ def test_snapshot_restored_in_another_process_with_another_hash_seed(tmp_path: P
         cwd=REPO,
     )
     assert proc.stdout.strip() == here
-    assert '"detector": "request_surge_user"' in here  # the second half has findings to compare
+    assert '"detector": "api_key_overuse"' in here  # the second half has findings to compare
