@@ -85,11 +85,9 @@ def _local_stack(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point without the rest of the CLI (``python -m consumer.commands.local_stack``)."""
-    import logging
+    from consumer import logs
 
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     p = argparse.ArgumentParser(prog="cfguard local-stack")
     add_arguments(p)
     return run_guarded(_local_stack, p.parse_args(argv))

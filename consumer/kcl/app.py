@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -86,11 +85,9 @@ def live_config(source: str | None, cfg: Any) -> Callable[[Any], Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     protocol_out = protect_stdout()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
+    from consumer import logs
+
+    logs.configure()
     p = argparse.ArgumentParser(prog="cfguard-kcl-processor")
     p.add_argument("--config", metavar="FILE")
     args = p.parse_args(argv)
