@@ -324,9 +324,12 @@ class WindowStore:
             prev[us] = npv
         for m in self.distincts:
             regs, pest = self.regs[m], self.prev_est[m]
-            idx, rank = register_and_rank(bv.hashes(m)[rec])
             comb = np.zeros((G, REGISTERS), dtype=np.uint8)
-            np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
+            if isinstance(bv, BatchValues):
+                idx, rank = register_and_rank(bv.hashes(m)[rec])
+                np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
+            else:  # partial rows carry whole sketches: merge register-wise
+                np.maximum.at(comb, grp, bv.registers(m)[rec])
             cg = np.flatnonzero(is_cur)
             comb[cg] = np.maximum(comb[cg], regs[gs[cg]])
             est_g = estimate(comb)
