@@ -19,6 +19,7 @@ from actions.config import ActionsConfig
 from consumer import fields as catalog
 from consumer.kcl.config import KclConfig
 from consumer.keys import KeySpec
+from consumer.rekey.config import TopologyConfig
 from detectors.config import DetectorSpec, StateConfig
 from detectors.defaults import default_detectors
 
@@ -78,6 +79,7 @@ class Config(_Section):
     actions: ActionsConfig = ActionsConfig()
     kcl: KclConfig = KclConfig()
     quarantine: QuarantineConfig = QuarantineConfig()
+    topology: TopologyConfig = TopologyConfig()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:

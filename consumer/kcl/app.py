@@ -79,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     from consumer import snapshots
     from consumer.config import load_config
     from consumer.kcl.processor import ShardProcessor
+    from consumer.rekey.factory import effective_kcl, factory_for
 
     cfg = load_config(args.config)
-    factory = resolve(cfg.kcl.pipeline_factory)
-    store = snapshots.open_store(cfg.kcl.snapshots, cfg.kcl.region)
-    processor = ShardProcessor(cfg.kcl, lambda: factory(cfg), store, parents_of=parents_lookup(cfg.kcl))
+    factory = factory_for(cfg, resolve)
+    kcl_cfg = effective_kcl(cfg)  # the stream and application of this process's role
+    store = snapshots.open_store(kcl_cfg.snapshots, kcl_cfg.region)
+    processor = ShardProcessor(kcl_cfg, lambda: factory(cfg), store, parents_of=parents_lookup(kcl_cfg))
     kcl.KCLProcess(processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr).run()
     return 0
 
