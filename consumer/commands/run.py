@@ -34,8 +34,6 @@ def _run(args: argparse.Namespace) -> int:
         cfg = topology.with_role(cfg, args.role)
     except ValueError as exc:
         raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
-    if args.role:
-        os.environ["CFGUARD__TOPOLOGY__ROLE"] = args.role  # the processors read the same role
     kcl = topology.effective_kcl(cfg)
     config_path = Path(args.config)
     try:
@@ -49,7 +47,10 @@ def _run(args: argparse.Namespace) -> int:
     _check_topology(cfg)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cfguard-kcl-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    daemon = Daemon(kcl, config_path, workdir)
+    env = dict(os.environ)
+    if args.role:
+        env["CFGUARD__TOPOLOGY__ROLE"] = args.role  # the processors read the same role
+    daemon = Daemon(kcl, config_path, workdir, env=env)
     try:
         code = run_forwarding_signals(daemon)
     except KclNotInstalled as exc:
