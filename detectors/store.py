@@ -338,8 +338,11 @@ class WindowStore:
                 est_g[pg] = np.maximum(pest[gs[pg]], est_g[pg])
             if closing:
                 c_metrics[m] = np.concatenate((est_g[ga], pest[us[bp]], estimate(regs[us[bc]])))
-            running = np.full(n, np.nan)
-            running[gend - 1] = est_g
+            if isinstance(bv, BatchValues):
+                running = np.full(n, np.nan)
+                running[gend - 1] = est_g
+            else:  # partial rows: the estimate after every row, so it does not depend on batching
+                running = _running_estimates(bv.registers(m)[rec], grp, is_cur, regs[gs], pest[gs], is_prev)
             view._running[m] = running
             npe = np.where(same, pest[us].astype(np.float64), 0.0)
             if one.any():
@@ -359,3 +362,29 @@ class WindowStore:
             mets = {m: v[o] for m, v in c_metrics.items()}
             closed.append(ClosedWindows(self.key_type, self.channel, W, c_slots, c_wids, mets))
         return view, closed
+
+
+def _running_estimates(
+    rows: np.ndarray,
+    grp: np.ndarray,
+    is_cur: np.ndarray,
+    stored: np.ndarray,
+    prev_est: np.ndarray,
+    is_prev: np.ndarray,
+) -> np.ndarray:
+    """Distinct-count estimate after each partial row: the running register-wise max within its
+    group (plus the stored window's registers when the group continues the current window)."""
+    G = stored.shape[0]
+    start = np.where(is_cur[:, None], stored, 0).astype(np.int64)
+    off = (np.arange(G, dtype=np.int64) * 64)[:, None]
+    # Groups are contiguous and ascending: offsetting each group by 64 x its index makes one
+    # cumulative max along the rows restart at every group (ranks are below 64).
+    first = np.r_[True, grp[1:] != grp[:-1]]
+    vals = rows.astype(np.int64) + off[grp]
+    vals[first] = np.maximum(vals[first], start[grp[first]] + off[grp[first]])
+    acc = np.maximum.accumulate(vals, axis=0) - off[grp]
+    est = estimate(acc.astype(np.uint8))
+    pg = is_prev[grp]
+    if pg.any():
+        est[pg] = np.maximum(prev_est[grp[pg]], est[pg])
+    return est

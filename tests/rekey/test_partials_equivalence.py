@@ -80,3 +80,14 @@ def test_bucket_resolution_stays_close_to_the_raw_engine(traffic, single) -> Non
         if not fr.evidence.get("estimated"):
             assert fp.event_time >= fr.event_time - 1e-3, (k, fr.event_time, fp.event_time)
             assert fp.score >= fr.score * (1 - 1e-9), (k, fr.score, fp.score)
+
+
+def test_how_buckets_are_grouped_when_released_does_not_change_decisions(traffic, single) -> None:
+    """Distinct counts too are judged after every row (not at the end of a call), so one call with
+    the whole day's partials decides as one call per batch."""
+    expected, _ = single
+    e = partial_engine()
+    parts = [p for b in traffic for p in local(e, b)]
+    got = e.process_partials(parts, drain=True)
+    assert any(f.evidence.get("estimated") for f in expected)
+    assert_same(expected, got)
