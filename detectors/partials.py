@@ -43,8 +43,68 @@ _HEAD = struct.Struct("<4sBIBH")  # magic, version, layout crc, key type index, 
 _ROWS = struct.Struct("<Hq")  # rows, base bucket
 
 
+BUNDLE_MAGIC = b"\x00CGB"
+BUNDLE_VERSION = 1
+MAX_BUNDLE_BYTES = 256 * 1024
+_BUNDLE_HEAD = struct.Struct("<4sBI")  # magic, version, count
+
+
 def is_partial(data: bytes) -> bool:
-    return data[:4] == MAGIC
+    """A partial record or a bundle of them (no log line starts with a NUL byte)."""
+    return data[:4] in (MAGIC, BUNDLE_MAGIC)
+
+
+def partition_of(partition_key: str, partitions: int) -> int:
+    """Stable (crc32, not Python's per-process hash) partition of a key."""
+    return zlib.crc32(partition_key.encode("utf-8", "surrogatepass")) % partitions
+
+
+def bundle(records: list[tuple[str, bytes]], partitions: int) -> list[tuple[str, bytes]]:
+    """Pack per-key records into one Kinesis record per partition (``p<n>``, n = crc32(key) mod
+    ``partitions``; split beyond MAX_BUNDLE_BYTES): a key always travels under the same partition
+    key, so its partials still meet on one shard, and a batch costs at most ``partitions`` records
+    instead of one per key (the shard limit of 1,000 records/s binds before the 1 MiB/s one)."""
+    groups: dict[int, list[bytes]] = {}
+    for pk, data in records:
+        groups.setdefault(partition_of(pk, partitions), []).append(data)
+    out: list[tuple[str, bytes]] = []
+    for p in sorted(groups):
+        chunk: list[bytes] = []
+        size = 0
+        for data in groups[p] + [b""]:
+            if data and (not chunk or size + len(data) + 4 <= MAX_BUNDLE_BYTES):
+                chunk.append(data)
+                size += len(data) + 4
+                continue
+            head = _BUNDLE_HEAD.pack(BUNDLE_MAGIC, BUNDLE_VERSION, len(chunk))
+            body = b"".join(struct.pack("<I", len(d)) + d for d in chunk)
+            out.append((f"p{p}", head + body))
+            chunk, size = ([data], len(data) + 4) if data else ([], 0)
+    return out
+
+
+def unbundle(data: bytes) -> list[bytes]:
+    """The per-key records of a bundle (a plain partial record is returned as is)."""
+    if data[:4] != BUNDLE_MAGIC:
+        return [data]
+    try:
+        _, ver, count = _BUNDLE_HEAD.unpack_from(data, 0)
+        if ver != BUNDLE_VERSION:
+            raise PartialFormatError(f"partial bundle version {ver}, this build reads {BUNDLE_VERSION}")
+        pos = _BUNDLE_HEAD.size
+        out = []
+        for _ in range(count):
+            (n,) = struct.unpack_from("<I", data, pos)
+            pos += 4
+            if pos + n > len(data):
+                raise PartialFormatError("truncated partial bundle")
+            out.append(data[pos : pos + n])
+            pos += n
+    except struct.error:
+        raise PartialFormatError("truncated partial bundle") from None
+    if pos != len(data):
+        raise PartialFormatError(f"partial bundle has {len(data) - pos} trailing bytes")
+    return out
 
 
 @dataclass(frozen=True)

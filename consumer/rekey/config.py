@@ -52,6 +52,13 @@ class TopologyConfig(BaseModel):
     partials_stream: str = Field(
         "cfguard-partials", description="the second stream (rekey writes, detect reads)"
     )
+    partitions: int = Field(
+        256,
+        ge=1,
+        le=65_536,
+        description="partition keys of the partials stream (keys hashed into them; one record per partition "
+        "per batch): at least a few times the partials stream's shard count",
+    )
     rekey_application_name: str | None = Field(
         None,
         description="KCL application (lease table) of the rekey stage; default <kcl.application_name>-rekey",

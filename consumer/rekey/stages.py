@@ -1,11 +1,12 @@
 """The two stages of a scaled-out deployment, as pipelines the KCL processor drives unchanged.
 
 ``RekeyPipeline`` (role rekey): parse a shard's batch, extract keys, pre-aggregate per key and time
-bucket (``detectors.partials``) and publish one record per key to the partials stream with the key
-as partition key, synchronously: ``process`` returns only once every partial is acknowledged, so the
-processor's next checkpoint never covers a batch whose partials are not in the stream. A record the
-stream refuses ``topology.max_put_attempts`` times ends the process (SystemExit, which the processor
-does not swallow): the KCL restarts the lease from the last checkpoint instead of skipping data.
+bucket (``detectors.partials``) and publish the partials to the partials stream, bundled per
+partition of keys (``partials.bundle``: all of a key's partials under one partition key),
+synchronously: ``process`` returns only once every partial is acknowledged, so the processor's next
+checkpoint never covers a batch whose partials are not in the stream. A record the stream refuses
+``topology.max_put_attempts`` times ends the process (SystemExit, which the processor does not
+swallow): the KCL restarts the lease from the last checkpoint instead of skipping data.
 
 ``DetectPipeline`` (role detect, or single with ``evaluate: bucket``): one pipeline for both inputs.
 Partial records (recognised by their magic bytes) are decoded; raw lines are parsed and
@@ -88,7 +89,8 @@ class DetectPipeline(Pipeline):
         for line in lines:
             if isinstance(line, bytes) and partials.is_partial(line):
                 try:
-                    parts.append(partials.decode(line, self.bucket_engine.layout))
+                    layout = self.bucket_engine.layout
+                    parts += [partials.decode(x, layout) for x in partials.unbundle(line)]
                 except partials.PartialFormatError as exc:
                     self.bad_partials += 1
                     self.quarantine.add("bad_partial", line, source)
@@ -171,7 +173,13 @@ class RekeyPipeline(Pipeline):
         self.bucket_engine = BucketEngine(engine, topo.bucket_s, topo.hold_s)
         super().__init__(cfg, engine=self.bucket_engine, actions=actions, quarantine=quarantine)  # type: ignore[arg-type]
         self.publisher = publisher
-        self.traffic = {"raw_records": 0, "raw_bytes": 0, "partial_records": 0, "partial_bytes": 0}
+        self.traffic = {
+            "raw_records": 0,
+            "raw_bytes": 0,
+            "key_records": 0,
+            "partial_records": 0,
+            "partial_bytes": 0,
+        }
 
     @classmethod
     def from_config(
@@ -209,11 +217,13 @@ class RekeyPipeline(Pipeline):
         if not len(batch):
             return []
         self.keys.extract(batch)
-        records = [
+        per_key = [
             rec
             for kt, kp in self.bucket_engine.parts(batch)
             for rec in partials.encode(kt, kp, self.bucket_engine.layout)
         ]
+        self.traffic["key_records"] += len(per_key)
+        records = partials.bundle(per_key, self.cfg.topology.partitions)
         if records:
             self._publish(records)
         return []

@@ -11,6 +11,7 @@ from consumer.config import Config
 from consumer.rekey.factory import build_pipeline
 from consumer.rekey.stages import PartialsNotAcknowledged, RekeyPipeline
 from consumer.traffic import generate
+from detectors import partials
 
 
 def _cfg(role: str) -> Config:
@@ -50,11 +51,19 @@ def test_partition_keys_are_the_keys_and_traffic_shrinks(batches) -> None:  # ty
     rk = RekeyPipeline.from_config(_cfg("rekey"), publisher=sink)
     for b in batches:
         rk.process(b, "s")
-    kts = {pk.split("\x00", 1)[0] for pk, _ in sink.records}
-    assert kts == {"ip", "user"}
+    where: dict[str, set[str]] = {}  # key -> partition keys it travelled under
+    for pk, data in sink.records:
+        assert pk.startswith("p") and int(pk[1:]) < 256
+        for blob in partials.unbundle(data):
+            kt, kp = partials.decode(blob, rk.bucket_engine.layout)
+            where.setdefault(f"{kt}:{kp.keys[0]}", set()).add(pk)
+    assert {k.split(":", 1)[0] for k in where} == {"ip", "user"}
+    assert all(len(pks) == 1 for pks in where.values())  # a key always meets on one shard
+    assert len(sink.records) <= 256 * len(batches)
     t = rk.stats()["topology"]
     assert t["raw_records"] == sum(map(len, batches))
     assert t["shrink_bytes"] > 3
+    assert t["partial_records"] < min(t["raw_records"] / 5, t["key_records"] / 2)
 
 
 def test_corrupt_partials_are_quarantined_not_fatal(batches) -> None:  # type: ignore[no-untyped-def]
