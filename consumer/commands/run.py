@@ -73,10 +73,10 @@ def _check_pipeline(cfg: Config) -> None:
 def _check_topology(cfg: Config) -> None:
     """A single-stage consumer refuses a multi-shard raw stream it cannot judge per key (exit 2)."""
     from consumer.rekey.config import check_stream
-    from consumer.rekey.factory import open_shards
+    from consumer.rekey.factory import DEFAULT_FACTORY, open_shards
 
-    if cfg.topology.role != "single":
-        return
+    if cfg.topology.role != "single" or cfg.kcl.pipeline_factory != DEFAULT_FACTORY:
+        return  # a custom pipeline owns what it assumes about the partitioning
     shards = open_shards(cfg.kcl)
     if shards is None:
         return

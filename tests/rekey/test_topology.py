@@ -94,3 +94,16 @@ def test_partials_need_lateness_of_a_bucket(tmp_path: Path, capsys: pytest.Captu
     f.write_text("state:\n  allowed_lateness_s: 0\ntopology:\n  role: detect\n")
     assert main(["run", "--config", str(f)]) == 2  # refused before Java starts
     assert "allowed_lateness_s" in capsys.readouterr().err
+
+
+def test_run_refuses_a_multi_shard_stream_in_single_stage_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consumer.rekey import factory
+
+    monkeypatch.setattr(factory, "open_shards", lambda kcl: 4)
+    f = tmp_path / "c.yaml"
+    f.write_text("kcl:\n  stream_name: raw-logs\n")
+    assert main(["run", "--config", str(f)]) == 2  # before Java starts
+    err = capsys.readouterr().err
+    assert "invalid topology" in err and "4 shards" in err and "raw_input: keyed" in err
