@@ -43,4 +43,12 @@ class Pseudonymiser:
     def log(self, key: str) -> str:
         if self.enabled:
             return self.pseudonym(key)
-        return key if self.log_keys else "<key>"
+        return printable(key) if self.log_keys else "<key>"
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped: a key from a query argument or cookie can
+    hold CR/LF, ANSI escapes or bidi overrides, and must not forge or disguise a log line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -16,11 +16,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consumer.commands.blocks",
     "consumer.commands.config_cmd",
     "consumer.commands.demo",
+    "consumer.commands.explain",
     "consumer.commands.generate",
+    "consumer.commands.health",
     "consumer.commands.local_stack",
     "consumer.commands.record",
     "consumer.commands.replay",
     "consumer.commands.run",
+    "consumer.commands.tune",
 )
 
 

@@ -19,6 +19,7 @@ from actions.config import ActionsConfig
 from consumer import fields as catalog
 from consumer.kcl.config import KclConfig
 from consumer.keys import KeySpec
+from consumer.metrics import MetricsConfig
 from consumer.rekey.config import TopologyConfig
 from detectors.config import DetectorSpec, StateConfig
 from detectors.defaults import default_detectors
@@ -79,6 +80,7 @@ class Config(_Section):
     actions: ActionsConfig = ActionsConfig()
     kcl: KclConfig = KclConfig()
     quarantine: QuarantineConfig = QuarantineConfig()
+    metrics: MetricsConfig = MetricsConfig()
     topology: TopologyConfig = TopologyConfig()
 
     @model_validator(mode="after")
@@ -141,10 +143,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"environment variable {name}: not valid YAML ({exc})") from None
+        value = _safe_load(raw, f"environment variable {name}") if raw.strip() else raw
         node = tree
         for part in path[:-1]:
             nxt = node.setdefault(part, {})
@@ -165,32 +164,79 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: A config is a few KB; anything near this is not one.
+MAX_CONFIG_BYTES = 1_048_576
+#: Values (scalars, lists, mappings) a config may expand to: YAML aliases can make a small file
+#: expand exponentially ("billion laughs"), and validation and error messages walk the expansion.
+MAX_CONFIG_NODES = 100_000
+
+
+def _check_expansion(data: object, origin: str) -> None:
+    """ConfigError if ``data`` expands to more than ``MAX_CONFIG_NODES`` values (stops counting there)."""
+    seen = 0
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"{origin} expands to more than {MAX_CONFIG_NODES} values (YAML aliases?): refused"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _safe_load(text: str, origin: str) -> Any:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin} is nested too deeply") from None
+    _check_expansion(data, origin)
+    return data
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES} bytes: refused")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    return parse_yaml(text, f"config file {p}")
+
+
+def parse_yaml(text: str, origin: str) -> dict[str, Any]:
+    """The top-level mapping of a config document (from a file, S3 or SSM)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{origin} is larger than {MAX_CONFIG_BYTES} bytes: refused")
+    data = _safe_load(text, origin)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p}: the top level must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{origin}: the top level must be a mapping, got {type(data).__name__}")
     return data
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """The effective configuration: file (or the embedded default) plus environment overrides."""
     data = read_yaml(path) if path is not None else {}
+    origin = str(path) if path is not None else "embedded default"
+    return config_from_data(data, origin, environ)
+
+
+def config_from_data(data: dict[str, Any], origin: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed document plus the environment's overrides (as ``load_config`` does)."""
     overrides = env_overrides(os.environ if environ is None else environ)
     if overrides:
         data = _merge(data, overrides)
-    origin = str(path) if path is not None else "embedded default"
     if overrides:
         origin += " + " + ", ".join(sorted(k for k in (environ or os.environ) if k.startswith(ENV_PREFIX)))
     try:

@@ -36,7 +36,9 @@ def _fmt_evidence(ev: Any) -> str:
     if not isinstance(ev, dict):
         return ""
     parts = []
-    for k, v in list(ev.items())[:3]:
+    # Figures first (they are what made the score), then the descriptive items.
+    items = sorted(ev.items(), key=lambda kv: not isinstance(kv[1], (int, float)) or isinstance(kv[1], bool))
+    for k, v in items[:4]:
         if isinstance(v, float):
             v = f"{v:,.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
         elif isinstance(v, int):

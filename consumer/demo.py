@@ -180,6 +180,8 @@ def run_demo(opts: DemoOptions, out: TextIO, dashboard: Dashboard) -> DemoResult
                 view.top_ips = producer.top_ips()
                 view.decisions += tail.read()
                 calls = _invocations(stack)
+                if len(calls) != view.lambda_calls or int(view.elapsed_s) % 5 == 0:
+                    view.blocklist = len(_blocklist(stack))
                 view.lambda_calls = len(calls)
                 if daemon.proc is not None and daemon.proc.poll() is not None:
                     result.problems.append(f"the KCL daemon exited early ({daemon.proc.returncode})")

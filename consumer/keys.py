@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from consumer import accessors
+from consumer.regex_check import check_backtracking
 from detectors.batch import RecordBatch
 
 Source = Literal["c-ip", "x-forwarded-for", "cookie", "header", "query", "uri-regex"]
@@ -66,6 +67,7 @@ class KeySpec(BaseModel):
                 raise ValueError(f"param is not a valid regex: {exc}") from None
             if rx.groups < 1:
                 raise ValueError("param regex needs a capturing group: the key is group 1 (or 'key')")
+            check_backtracking(self.param)
         if self.source not in {"c-ip", "x-forwarded-for"} and self.ipv6_prefix is not None:
             raise ValueError("ipv6_prefix only applies to c-ip and x-forwarded-for keys")
         if self.source != "x-forwarded-for" and self.xff_from_right is not None:

@@ -73,6 +73,7 @@ class Pipeline:
             cfg.input.fields, wanted, decode=cfg.input.decode, max_line_bytes=cfg.input.max_line_bytes
         )
         self.wanted = frozenset(wanted)
+        self.dry_run_override: bool | None = None  # from_config's dry_run, kept for reconfigured()
         self.counters = PipelineCounters()
 
     def parser_for(self, fields: Sequence[str]) -> RealtimeParser:
@@ -95,7 +96,23 @@ class Pipeline:
     ) -> Pipeline:
         engine = Engine.from_config(cfg.detectors, cfg.state, [k.name for k in cfg.keys])
         actions = ActionRunner(cfg.actions, dry_run=dry_run)
-        return cls(cfg, engine=engine, actions=actions, quarantine=quarantine)
+        pipeline = cls(cfg, engine=engine, actions=actions, quarantine=quarantine)
+        pipeline.dry_run_override = dry_run
+        return pipeline
+
+    def reconfigured(self, cfg: Config) -> Pipeline:
+        """A pipeline for a new (validated) config that carries this one's state: the detectors'
+        windows, baselines and models where they still apply, the guard's cooldowns, offences and
+        breaker. Raises (and leaves this pipeline as it was) if the new one can't be built."""
+        new = Pipeline.from_config(cfg, dry_run=self.dry_run_override, quarantine=self.quarantine)
+        self.flush()
+        new.restore(self.snapshot())
+        new.counters = self.counters
+        for name in new.keys.missing:  # key types may have been added or removed
+            new.keys.missing[name] += self.keys.missing.get(name, 0)
+            new.keys.keyed[name] += self.keys.keyed.get(name, 0)
+        self.actions.close()
+        return new
 
     def process(self, lines: Sequence[bytes | str], source: str = "") -> list[Decision]:
         """One batch of raw real-time lines (one Kinesis record's payload each)."""

@@ -19,6 +19,7 @@ import base64
 import binascii
 import gzip
 import json
+import math
 import re
 import zlib
 from collections.abc import Iterator
@@ -102,15 +103,14 @@ class InputSource:
             try:
                 obj = json.loads(line)
                 data = base64.b64decode(obj["data"], validate=True)
-            except (ValueError, KeyError, TypeError, binascii.Error):
+            except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
                 self.quarantine.add("bad_recorded_record", line, src)
                 continue
-            arrival = obj.get("approximate_arrival_time")
             yield RecordedRecord(
-                shard_id=obj.get("shard_id"),
-                sequence_number=obj.get("sequence_number"),
-                partition_key=obj.get("partition_key"),
-                arrival_time=float(arrival) if isinstance(arrival, int | float) else None,
+                shard_id=_text(obj.get("shard_id")),
+                sequence_number=_text(obj.get("sequence_number")),
+                partition_key=_text(obj.get("partition_key")),
+                arrival_time=_epoch(obj.get("approximate_arrival_time")),
                 data=data,
             )
 
@@ -120,22 +120,24 @@ class InputSource:
             with self._open() as f:
                 event = json.load(f)
             items = event["Records"]
-        except (ValueError, KeyError, TypeError, EOFError, OSError, zlib.error) as exc:
+            if not isinstance(items, list):
+                raise TypeError(f"'Records' is a {type(items).__name__}, not a list")
+        except (ValueError, KeyError, TypeError, EOFError, OSError, zlib.error, RecursionError) as exc:
             self.quarantine.add("bad_lambda_event", str(exc).encode(), src)
             return
         for item in items:
             try:
                 k = item["kinesis"]
                 data = base64.b64decode(k["data"], validate=True)
-            except (KeyError, TypeError, binascii.Error):
+                event_id = item.get("eventID")
+            except (KeyError, TypeError, AttributeError, binascii.Error):
                 self.quarantine.add("bad_recorded_record", json.dumps(item).encode()[:4096], src)
                 continue
-            arrival = k.get("approximateArrivalTimestamp")
             yield RecordedRecord(
-                shard_id=(item.get("eventID") or "").split(":")[0] or None,
-                sequence_number=k.get("sequenceNumber"),
-                partition_key=k.get("partitionKey"),
-                arrival_time=float(arrival) if isinstance(arrival, int | float) else None,
+                shard_id=(_text(event_id) or "").split(":")[0] or None,
+                sequence_number=_text(k.get("sequenceNumber")),
+                partition_key=_text(k.get("partitionKey")),
+                arrival_time=_epoch(k.get("approximateArrivalTimestamp")),
                 data=data,
             )
 
@@ -153,6 +155,10 @@ class InputSource:
             yield from (line for line in self._lines() if not line.startswith(b"#"))
         elif self.kind == "standard":
             yield from self._lines()
+        elif self.compressed:
+            # "empty" gzip: read it through so a stream cut inside its header is counted, not ignored.
+            for _ in self._lines():
+                pass
 
     def batches(self, size: int) -> Iterator[list[bytes]]:
         batch: list[bytes] = []
@@ -163,6 +169,22 @@ class InputSource:
                 batch = []
         if batch:
             yield batch
+
+
+def _text(value: object) -> str | None:
+    """A metadata string from a recording; anything else (objects, numbers) is dropped, not trusted."""
+    return value if isinstance(value, str) else None
+
+
+def _epoch(value: object) -> float | None:
+    """A finite epoch time in seconds, or None (a huge integer or NaN must not reach the pacer)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        t = float(value)
+    except OverflowError:
+        return None
+    return t if math.isfinite(t) else None
 
 
 def _peek(path: Path, compressed: bool) -> bytes:
@@ -204,7 +226,7 @@ def detect_kind(head: bytes) -> Kind:
     if first.startswith(b"{"):
         try:
             obj = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             obj = None
         if isinstance(obj, dict) and "data" in obj:
             return "recorded"

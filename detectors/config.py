@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from consumer.regex_check import check_backtracking
 from detectors.metrics import check_metric
 from detectors.ml_spec import MLSpec
 from detectors.spec_base import Strict
@@ -63,6 +64,7 @@ class _WindowedSpec(Strict):
                 re.compile(v)
             except re.error as exc:
                 raise ValueError(f"path {v!r} is not a valid regular expression: {exc}") from None
+            check_backtracking(v)
         return v
 
     @field_validator("status")

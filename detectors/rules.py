@@ -81,12 +81,15 @@ class RuleDetector(_Windowed):
         else:
             value = view.running(sp.metric)
             requests = view.running("requests")
+        distinct = CATALOG[sp.metric].kind == "distinct"
         with np.errstate(invalid="ignore"):
             ok = value >= sp.threshold
+            if distinct and ok.any():  # find the crossing record itself, not the group's last one
+                value = view.refine_distinct(sp.metric, np.unique(view.grp[ok]))
+                ok = value >= sp.threshold
             if sp.min_requests:
                 ok &= requests >= sp.min_requests
         out = []
-        distinct = CATALOG[sp.metric].kind == "distinct"
         for i, score in self.emitter.select(view, ok, value / sp.threshold):
             ev: dict[str, object] = {
                 "metric": sp.metric,

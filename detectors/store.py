@@ -73,6 +73,11 @@ class StoreView:
     _running: dict[str, np.ndarray] = field(default_factory=dict)
     _pending: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     _previous: dict[str, np.ndarray] = field(default_factory=dict)  # per group: value of window w-1
+    # distinct metrics: per record (register, rank); per group the stored window's registers (row in
+    # ``base_rows`` or -1) and the floor of a previous-window estimate
+    _distinct: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
 
     def running(self, metric: str) -> np.ndarray:
         """Value of the key's window after each record (distinct metrics: only at a group's last record,
@@ -84,6 +89,27 @@ class StoreView:
             offset = cs[first] - vals[first]
             r = base[self.grp] + cs - offset[self.grp]
             self._running[metric] = r
+        return r
+
+    def refine_distinct(self, metric: str, groups: np.ndarray) -> np.ndarray:
+        """The running estimate at every record of ``groups`` (not only their last one), so a
+        threshold is crossed at the record that crosses it whatever the batch boundaries: a replay
+        batched differently from the live run decides at the same event time. Per group: the
+        cumulative register maximum over its records on top of the stored window's registers. Only
+        called for the few groups whose final estimate reaches a threshold."""
+        r = self.running(metric)
+        if metric not in self._distinct:  # partial rows: already estimated after every row
+            return r
+        idx, rank, base_of_group, base_rows, floor = self._distinct[metric]
+        starts = np.searchsorted(self.grp, groups, side="left")
+        ends = np.searchsorted(self.grp, groups, side="right")
+        for g, lo, hi in zip(groups.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            regs = np.zeros((hi - lo, REGISTERS), dtype=np.uint8)
+            regs[np.arange(hi - lo), idx[lo:hi]] = rank[lo:hi]
+            regs = np.maximum.accumulate(regs, axis=0)
+            if base_of_group[g] >= 0:
+                regs = np.maximum(regs, base_rows[base_of_group[g]])
+            r[lo:hi] = np.maximum(estimate(regs), floor[g])
         return r
 
     def sliding(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,11 +357,18 @@ class WindowStore:
             else:  # partial rows carry whole sketches: merge register-wise
                 np.maximum.at(comb, grp, bv.registers(m)[rec])
             cg = np.flatnonzero(is_cur)
-            comb[cg] = np.maximum(comb[cg], regs[gs[cg]])
+            base_rows = regs[gs[cg]]
+            comb[cg] = np.maximum(comb[cg], base_rows)
             est_g = estimate(comb)
             pg = np.flatnonzero(is_prev)
+            floor = np.zeros(G)
             if pg.size:
-                est_g[pg] = np.maximum(pest[gs[pg]], est_g[pg])
+                floor[pg] = pest[gs[pg]]
+                est_g[pg] = np.maximum(floor[pg], est_g[pg])
+            base_of_group = np.full(G, -1, dtype=np.int64)
+            base_of_group[cg] = np.arange(cg.size)
+            if isinstance(bv, BatchValues):  # (partial rows get their running estimate per row below)
+                view._distinct[m] = (idx, rank, base_of_group, base_rows, floor)
             if closing:
                 c_metrics[m] = np.concatenate((est_g[ga], pest[us[bp]], estimate(regs[us[bc]])))
             if isinstance(bv, BatchValues):

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from consumer.config import Config, ConfigError, load_config
+from consumer.config_source import ConfigSourceError, is_remote, load_from
 
 log = logging.getLogger("cfguard")
 
@@ -27,15 +28,21 @@ def add_config_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
         "-c",
         metavar="FILE",
         required=required,
-        help="YAML config (default: the embedded default; CFGUARD__SECTION__FIELD env vars override)",
+        help="YAML config: a file, s3://bucket/key or ssm:/name (default: the embedded default; "
+        "CFGUARD__SECTION__FIELD env vars override)",
     )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    source = getattr(args, "config", None)
     try:
-        return load_config(getattr(args, "config", None))
+        if source is not None and is_remote(source):
+            return load_from(source)
+        return load_config(source)
     except ConfigError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    except ConfigSourceError as exc:
+        raise CommandError(str(exc), EXIT_ERROR) from None
 
 
 def run_guarded(func, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

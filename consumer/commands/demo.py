@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def _demo(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None,
     )
     dashboard = Dashboard(sys.stdout, tty=False if args.plain else None)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the daemon and the stack on SIGTERM too
     result = run_demo(opts, sys.stdout, dashboard)
     summary(result, sys.stdout)
     return EXIT_ERROR if result.problems else EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

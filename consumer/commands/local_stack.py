@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from consumer.commands._common import EXIT_OK, CommandError, run_guarded
 from consumer.local_stack import FAKE_CREDENTIALS, LocalStack, StackSpec, describe
@@ -31,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket", default=d.snapshot_bucket, help="snapshot bucket")
     p.add_argument("--lambda-name", default=d.lambda_name)
     p.add_argument("--json", action="store_true", help="print one JSON line when ready (for programs)")
+    p.add_argument(
+        "--write-config",
+        metavar="FILE",
+        help="write a cfguard config pointing at this stack (then: cfguard run --config FILE)",
+    )
 
 
 def _local_stack(args: argparse.Namespace) -> int:
@@ -55,6 +61,8 @@ def _local_stack(args: argparse.Namespace) -> int:
     except Exception as exc:
         stack.stop()
         raise CommandError(f"local stack failed to start on {args.host}:{args.port}: {exc}") from None
+    if args.write_config:
+        _write_config(info, Path(args.write_config))
     try:
         if args.json:
             print(info.to_json(), flush=True)
@@ -89,3 +97,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _write_config(info: object, path: Path) -> None:
+    import yaml
+
+    from consumer.demo_config import demo_config
+
+    workdir = path.resolve().parent / "cfguard-local"
+    path.write_text(
+        "# Written by `cfguard local-stack --write-config`: the demo's detectors, blocks through the\n"
+        "# stack's block Lambda, the KCL pointed at the stack. Run: cfguard run --config "
+        f"{path}\n" + yaml.safe_dump(demo_config(info, workdir, worker_id="local-worker"), sort_keys=False)  # type: ignore[arg-type]
+    )

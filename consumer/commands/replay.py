@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from actions.decision import Decision
 from consumer.commands._common import (
     EXIT_OK,
     CommandError,
@@ -17,12 +17,11 @@ from consumer.commands._common import (
     config_from_args,
     run_guarded,
 )
-from consumer.pacing import Pacer, line_time
+from consumer.pacing import Pacer
 from consumer.pipeline import Pipeline
 from consumer.progress import Progress
 from consumer.quarantine import Quarantine
-from consumer.realtime import ParseResult
-from consumer.sources import InputSource, open_input
+from consumer.replay_loop import InputMismatch, missing_inputs, run_inputs
 from consumer.to_stream import republish
 
 
@@ -65,9 +64,9 @@ def _pacer(args: argparse.Namespace) -> Pacer | None:
 
 def _replay(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    for path in args.paths:
-        if not Path(path).exists():
-            raise CommandError(f"input not found: {path}", 2)
+    problems = missing_inputs(args.paths)
+    if problems:
+        raise CommandError("; ".join(problems), 2)
     pacer = _pacer(args)
     if args.to_stream:
         return republish(args, pacer)
@@ -81,24 +80,23 @@ def _replay(args: argparse.Namespace) -> int:
     progress = Progress(enabled=not args.quiet)
     started = time.perf_counter()
     kinds: dict[str, str] = {}
+
+    def on_decisions(decisions: list[Decision]) -> None:
+        if out is not None:
+            for d in decisions:
+                out.write(json.dumps(d.to_record(), sort_keys=True) + "\n")
+
+    def on_batch_done() -> None:
+        c = pipeline.counters
+        progress.update(c.records, sum(c.decisions_by_detector.values()))
+
     try:
-        for path in args.paths:
-            source = open_input(path, quarantine=quarantine)
-            kinds[path] = source.kind
-            parse = _parse_function(pipeline, source)
-            for lines in source.batches(cfg.input.batch_size):
-                if pacer is not None:
-                    pacer.wait_until(line_time(lines[0]))
-                if parse is None:
-                    decisions = pipeline.process(lines, path)
-                else:
-                    n_records = sum(1 for line in lines if not line.startswith(b"#"))
-                    decisions = pipeline.process_parsed(parse(lines), n_records, path)
-                if out is not None:
-                    for d in decisions:
-                        out.write(json.dumps(d.to_record(), sort_keys=True) + "\n")
-                c = pipeline.counters
-                progress.update(c.records, sum(c.decisions_by_detector.values()))
+        try:
+            kinds = run_inputs(
+                pipeline, args.paths, pacer=pacer, on_decisions=on_decisions, on_batch_done=on_batch_done
+            )
+        except InputMismatch as exc:
+            raise CommandError(str(exc), 2) from None
         pipeline.flush()
     finally:
         pipeline.close()
@@ -112,21 +110,6 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(summary, sys.stdout)
     return EXIT_OK
-
-
-def _parse_function(pipeline: Pipeline, source: InputSource) -> Callable[[list[bytes]], ParseResult] | None:
-    """None: the pipeline's own parser (the configured real-time fields) fits this input."""
-    if source.kind == "standard":
-        return pipeline.standard_parser().parse
-    fields = source.header_fields
-    if source.kind == "realtime" and fields and tuple(fields) != pipeline.cfg.input.fields:
-        try:
-            return pipeline.parser_for(fields).parse
-        except ValueError as exc:
-            raise CommandError(
-                f"{source.path}: its #Fields header does not fit the config: {exc}", 2
-            ) from None
-    return None
 
 
 def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from consumer.commands._common import EXIT_USAGE, CommandError, add_config_arg, config_from_args, run_guarded
 from consumer.config import Config
+from consumer.config_source import is_remote
 from consumer.kcl.daemon import Daemon, processor_command, run_forwarding_signals
 from consumer.kcl.jars import KclNotInstalled
 from consumer.kcl.properties import render_properties
@@ -35,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
     kcl = topology.effective_kcl(cfg)
-    config_path = Path(args.config)
+    config_path: Path | str = args.config if is_remote(args.config) else Path(args.config)
     try:
         executable = processor_command(config_path)
     except ValueError as exc:

@@ -63,6 +63,27 @@ def parents_lookup(kcl_cfg: Any) -> Callable[[str], list[str]]:
     return parents_of
 
 
+def live_config(source: str | None, cfg: Any) -> Callable[[Any], Any] | None:
+    """Re-read the config source every ``kcl.config_reload_s`` (and on SIGHUP); a valid new config
+    gives a new pipeline carrying the old one's state (``Pipeline.reconfigured``)."""
+    if source is None or cfg.kcl.config_reload_s <= 0:
+        return None
+    import signal
+
+    from consumer.config_source import ConfigWatcher
+
+    watcher = ConfigWatcher(source, cfg, poll_s=cfg.kcl.config_reload_s)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: watcher.request())
+
+    def reconfigure(pipeline: Any) -> Any:
+        new_cfg = watcher.poll()
+        if new_cfg is None or not hasattr(pipeline, "reconfigured"):
+            return None
+        return pipeline.reconfigured(new_cfg)
+
+    return reconfigure
+
+
 def main(argv: list[str] | None = None) -> int:
     protocol_out = protect_stdout()
     logging.basicConfig(
@@ -78,14 +99,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from consumer import snapshots
     from consumer.config import load_config
+    from consumer.config_source import is_remote, load_from
     from consumer.kcl.processor import ShardProcessor
     from consumer.rekey.factory import effective_kcl, factory_for
 
-    cfg = load_config(args.config)
+    cfg = load_from(args.config) if args.config and is_remote(args.config) else load_config(args.config)
     factory = factory_for(cfg, resolve)
     kcl_cfg = effective_kcl(cfg)  # the stream and application of this process's role
     store = snapshots.open_store(kcl_cfg.snapshots, kcl_cfg.region)
-    processor = ShardProcessor(kcl_cfg, lambda: factory(cfg), store, parents_of=parents_lookup(kcl_cfg))
+    processor = ShardProcessor(
+        kcl_cfg,
+        lambda: factory(cfg),
+        store,
+        parents_of=parents_lookup(kcl_cfg),
+        reconfigure=live_config(args.config, cfg),
+        metrics=cfg.metrics,
+    )
     kcl.KCLProcess(processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr).run()
     return 0
 

@@ -78,6 +78,12 @@ class KclConfig(_Section):
     status_dir: Path | None = Field(
         None, description="if set, each shard's processor writes live stats and its decisions here"
     )
+    config_reload_s: float = Field(
+        30.0,
+        ge=0,
+        description="how often each processor checks its config source for a new version (0: never; "
+        "SIGHUP checks at once); a valid new config is swapped in with the detector state kept",
+    )
     pipeline_factory: str = Field(
         "consumer.pipeline:Pipeline.from_config",
         description="'module:callable' building one shard's pipeline from the Config",

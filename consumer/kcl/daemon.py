@@ -21,8 +21,12 @@ from consumer.kcl.properties import write_properties
 log = logging.getLogger(__name__)
 
 
-def processor_command(config_path: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "consumer.kcl.app", "--config", str(config_path.resolve())]
+def processor_command(config_path: Path | str) -> list[str]:
+    """The processor's command line; a remote config source (s3://, ssm:) is passed as written."""
+    source = str(config_path)
+    if not source.startswith(("s3://", "ssm:")):
+        source = str(Path(source).resolve())
+    cmd = [sys.executable, "-m", "consumer.kcl.app", "--config", source]
     if any(" " in part for part in cmd):
         # The daemon splits executableName on spaces.
         raise ValueError(f"paths with spaces cannot be passed to the KCL daemon: {' '.join(cmd)}")
@@ -35,14 +39,14 @@ class Daemon:
     def __init__(
         self,
         cfg: KclConfig,
-        config_path: Path,
+        config_path: Path | str,
         workdir: Path,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         name: str = "app",
     ) -> None:
         self.cfg = cfg
-        self.config_path = Path(config_path)
+        self.config_path = config_path  # a file, or s3://bucket/key / ssm:/name as written
         self.workdir = Path(workdir)
         self.env = dict(os.environ if env is None else env)
         self.log_path = log_path

@@ -21,6 +21,7 @@ from consumer.kcl.checkpoint import CheckpointPolicy, Outcome, checkpoint_with_r
 from consumer.kcl.config import KclConfig
 from consumer.kcl.records import Position, decode, parse_position
 from consumer.kcl.status import StatusWriter
+from consumer.metrics import MetricsConfig, MetricsEmitter
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         store: snapshots.SnapshotStore | None,
         *,
         parents_of: Callable[[str], list[str]] | None = None,
+        reconfigure: Callable[[PipelineLike], PipelineLike | None] | None = None,
+        metrics: MetricsConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -49,6 +52,9 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self.pipeline_factory = pipeline_factory
         self.store = store
         self.parents_of = parents_of
+        self.reconfigure = reconfigure  # a new pipeline carrying the state when the config changed
+        self.metrics_cfg = metrics
+        self.metrics_emitter: MetricsEmitter | None = None
         self.clock = clock
         self.sleep = sleep
         self.policy = CheckpointPolicy(cfg.checkpoint, clock)
@@ -86,6 +92,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             raise SystemExit(1) from None
         if self.cfg.status_dir is not None:
             self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
+        if self.metrics_cfg is not None and self.metrics_cfg.enabled:
+            self.metrics_emitter = MetricsEmitter(self.metrics_cfg, self.shard_id)
         self._restore(checkpoint, initialize_input.sequence_number)
         log.info(
             "shard %s: starting at %s%s",
@@ -105,7 +113,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             log.error("shard %s: cannot list snapshots (%s); starting with empty state", self.shard_id, exc)
             return
         if snap is not None:
-            self.pipeline.restore(snap.blob)
+            if not self._apply(snap.blob, f"{self.shard_id}@{snap.position[0]}"):
+                return
             self.covered = snap.position
             self.restored_from = f"{self.shard_id}@{snap.position[0]}.{snap.position[1]}"
             if checkpoint is not None and snap.position < checkpoint:
@@ -118,6 +127,19 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if checkpoint is None and raw in (None, "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP") and self.parents_of:
             self._restore_from_parents()
 
+    def _apply(self, blob: bytes, what: str) -> bool:
+        """Restore a snapshot; one the pipeline rejects (e.g. an older format) leaves a fresh state."""
+        assert self.pipeline is not None
+        try:
+            self.pipeline.restore(blob)
+            return True
+        except Exception as exc:
+            log.error(
+                "shard %s: snapshot %s rejected (%s); starting with empty state", self.shard_id, what, exc
+            )
+            self.pipeline = self.pipeline_factory()
+            return False
+
     def _restore_from_parents(self) -> None:
         assert self.pipeline is not None and self.store is not None and self.parents_of is not None
         try:
@@ -129,7 +151,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if not found:
             return
         parent, snap = found[0]
-        self.pipeline.restore(snap.blob)
+        if not self._apply(snap.blob, f"{parent}@{snap.position[0]}"):
+            return
         self.restored_from = f"parent {parent}@{snap.position[0]}.{snap.position[1]}"
         if len(found) > 1:
             log.warning(
@@ -146,6 +169,8 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if records:
             last = records[-1]
             self.last_delivered = (str(last.get("sequenceNumber")), int(last.get("subSequenceNumber") or 0))
+        if self.reconfigure is not None:
+            self._maybe_reconfigure()
         d = decode(records, self.covered)
         c = self.counters
         c["undecodable"] += d.undecodable
@@ -173,6 +198,21 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if self.policy.due():
             self._checkpoint(process_records_input.checkpointer, "periodic")
         self._publish(force=bool(d.lines))
+
+    def _maybe_reconfigure(self) -> None:
+        assert self.pipeline is not None and self.reconfigure is not None
+        try:
+            new = self.reconfigure(self.pipeline)
+        except Exception:
+            self.counters["reconfigure_failures"] = self.counters.get("reconfigure_failures", 0) + 1
+            log.exception(
+                "shard %s: the new config could not be applied; the current one stays", self.shard_id
+            )
+            return
+        if new is not None:
+            self.pipeline = new
+            self.counters["reconfigured"] = self.counters.get("reconfigured", 0) + 1
+            log.info("shard %s: new config applied, detector and guard state kept", self.shard_id)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         """Another worker owns the shard now: deliver pending actions, never checkpoint."""
@@ -239,21 +279,25 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self._publish(force=True, closed=True)
 
     def _publish(self, force: bool = False, closed: bool = False) -> None:
-        if self.status is None or self.pipeline is None:
+        if self.pipeline is None or (self.status is None and self.metrics_emitter is None):
             return
         try:
             pstats = self.pipeline.stats()
         except Exception:
             pstats = {}
-        self.status.update(
-            {
-                **self.counters,
-                "millis_behind_latest": self.millis_behind_latest,
-                "restored_from": self.restored_from,
-                "covered": list(self.covered) if self.covered else None,
-                "uptime_s": round(self.clock() - self.started, 3),
-                "closed": closed,
-                "pipeline": pstats,
-            },
-            force=force,
-        )
+        figures = {
+            **self.counters,
+            "millis_behind_latest": self.millis_behind_latest,
+            "restored_from": self.restored_from,
+            "covered": list(self.covered) if self.covered else None,
+            "uptime_s": round(self.clock() - self.started, 3),
+            "closed": closed,
+            "pipeline": pstats,
+        }
+        if self.status is not None:
+            self.status.update(figures, force=force)
+        if self.metrics_emitter is not None:
+            try:
+                self.metrics_emitter.observe(figures, force=closed)
+            except OSError:
+                log.warning("shard %s: cannot write metrics", self.shard_id, exc_info=True)

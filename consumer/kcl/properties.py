@@ -52,7 +52,7 @@ def render_properties(cfg: KclConfig, executable: Sequence[str] | str) -> str:
     if cfg.call_on_empty_batches:
         props["callProcessRecordsEvenForEmptyRecordList"] = "true"
     if cfg.efo_consumer_name:
-        props["consumerName"] = cfg.efo_consumer_name
+        props["fanoutConfig.consumerName"] = cfg.efo_consumer_name  # nested bean (verified: 2.5.8)
     if cfg.kinesis_endpoint:
         props["kinesisEndpoint"] = cfg.kinesis_endpoint
     if cfg.dynamodb_endpoint:

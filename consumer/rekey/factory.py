@@ -61,6 +61,9 @@ class ApproximatePipeline(Pipeline):
         }
         return out
 
+    def reconfigured(self, cfg: Config) -> Pipeline:
+        return carry_over(self, cfg)  # type: ignore[no-any-return]
+
 
 def build_pipeline(cfg: Config, *, dry_run: bool | None = None, quarantine: Quarantine | None = None) -> Any:
     from consumer.rekey.stages import DetectPipeline, RekeyPipeline
@@ -76,6 +79,7 @@ def build_pipeline(cfg: Config, *, dry_run: bool | None = None, quarantine: Quar
         scaled_cfg = cfg.model_copy(update={"detectors": tuple(specs)})
         p = ApproximatePipeline.from_config(scaled_cfg, dry_run=dry_run, quarantine=quarantine)
         p.shards, p.scaled = n, tuple(scaled)
+        p.dry_run_override = dry_run
         log.warning(
             "topology: approximation accepted: each of %d shards judged alone, thresholds divided by %d (%s)",
             n,
@@ -130,3 +134,23 @@ def open_shards(kcl: KclConfig) -> int | None:
             "cannot count the shards of %s (%s): topology not checked against it", kcl.stream_name, exc
         )
         return None
+
+
+def carry_over(old: Any, cfg: Config) -> Any:
+    """``Pipeline.reconfigured`` for the topology-aware pipelines: the same kind of pipeline for the
+    new config, with the old one's state. The topology itself cannot change on a live reload (a new
+    role needs another stream and application: restart)."""
+    if cfg.topology != old.cfg.topology:
+        raise ValueError("topology cannot change on a live reload: restart the process with the new topology")
+    from consumer.rekey.stages import RekeyPipeline
+
+    if isinstance(old, RekeyPipeline):
+        new: Any = RekeyPipeline.from_config(cfg, publisher=old.publisher, quarantine=old.quarantine)
+        new.traffic = old.traffic
+    else:
+        new = build_pipeline(cfg, dry_run=old.dry_run_override, quarantine=old.quarantine)
+        old.flush()
+        new.restore(old.snapshot())
+    new.counters = old.counters
+    old.actions.close()
+    return new

@@ -79,9 +79,14 @@ class DetectPipeline(Pipeline):
         cls, cfg: Config, *, dry_run: bool | None = None, quarantine: Quarantine | None = None
     ) -> DetectPipeline:
         engine = Engine.from_config(cfg.detectors, cfg.state, [k.name for k in cfg.keys])
-        return cls(
-            cfg, engine=engine, actions=ActionRunner(cfg.actions, dry_run=dry_run), quarantine=quarantine
-        )
+        p = cls(cfg, engine=engine, actions=ActionRunner(cfg.actions, dry_run=dry_run), quarantine=quarantine)
+        p.dry_run_override = dry_run
+        return p
+
+    def reconfigured(self, cfg: Config) -> Pipeline:
+        from consumer.rekey.factory import carry_over
+
+        return carry_over(self, cfg)  # type: ignore[no-any-return]
 
     def process(self, lines: Sequence[bytes | str], source: str = "") -> list[Decision]:
         raw: list[bytes | str] = []
@@ -241,6 +246,11 @@ class RekeyPipeline(Pipeline):
             raise PartialsNotAcknowledged(1)
         self.traffic["partial_records"] += len(records)
         self.traffic["partial_bytes"] += sum(len(d) + len(k.encode()) for k, d in records)
+
+    def reconfigured(self, cfg: Config) -> Pipeline:
+        from consumer.rekey.factory import carry_over
+
+        return carry_over(self, cfg)  # type: ignore[no-any-return]
 
     def snapshot(self) -> bytes:
         return b""  # stateless between batches

@@ -96,3 +96,34 @@ def test_replay_of_empty_and_truncated_inputs_exits_zero(tmp_path: Path) -> None
     s = json.loads(summary.read_text())
     assert s["malformed_by_reason"].get("truncated_input") == 1
     assert 0 < s["parsed"] < 3000
+
+
+def test_replay_reads_an_s3_prefix_in_time_order(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+    }.items():
+        monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cf-logs")
+    standard = (REFERENCE / "05_standard_clo_cloudfront.log").read_bytes()
+    # Uploaded newest first: the replay must still read the 21:00 file before the 22:00 one.
+    s3.put_object(Bucket="cf-logs", Key="cf/E2EX.2022-11-01-22.bbbb.gz", Body=gzip.compress(standard))
+    s3.put_object(Bucket="cf-logs", Key="cf/E2EX.2022-11-01-21.aaaa.gz", Body=gzip.compress(standard))
+    s3.put_object(Bucket="cf-logs", Key="other/E2EX.2022-11-01-20.cccc.gz", Body=b"not ours")
+    summary = tmp_path / "s.json"
+    assert main(["replay", "s3://cf-logs/cf/", "--summary-out", str(summary), "-q"]) == 0
+    s = json.loads(summary.read_text())
+    assert list(s["inputs"]) == [
+        "s3://cf-logs/cf/E2EX.2022-11-01-21.aaaa.gz",
+        "s3://cf-logs/cf/E2EX.2022-11-01-22.bbbb.gz",
+    ]
+    assert set(s["inputs"].values()) == {"standard"}
+    assert (s["parsed"], s["malformed"]) == (4, 0)
+    assert main(["replay", "s3://cf-logs/nothing-here/", "-q"]) == 2

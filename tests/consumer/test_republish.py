@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import json
-import logging
-import socket
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from consumer.republish import Republisher
 
 
 @pytest.fixture(scope="module")
-def kinesis() -> Iterator[object]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield boto3.client(
+def kinesis(moto_endpoint: str) -> object:
+    return boto3.client(
         "kinesis",
-        endpoint_url=f"http://127.0.0.1:{port}",
+        endpoint_url=moto_endpoint,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-    server.stop()
 
 
 def _read_all(kinesis, stream: str) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]

@@ -96,10 +96,22 @@ def test_block_checkpoint_sigterm_restart(local_stack: StackInfo, tmp_path: Path
         more = [line45(t0 + 21 + i * 0.1, "10.6.6.6") for i in range(5)]
         seqs += put_lines(local_stack, stream, more)
         wait_for(lambda: read_status(status)[SHARD0]["records"] == 205, 30, "the 5 new records")
+        # 5 records are below every_records (50): the time rule (every_s 2) checkpoints them, on
+        # the empty batches the daemon keeps sending while the shard is idle.
+        wait_for(
+            lambda: leases(local_stack, app)[SHARD0]["checkpoint"] == seqs[-1],
+            15,
+            "the time-based checkpoint of the 5 records",
+        )
+        more = [line45(t0 + 22 + i * 0.1, "10.9.9.9") for i in range(3)]
+        seqs += put_lines(local_stack, stream, more)
+        wait_for(lambda: read_status(status)[SHARD0]["records"] == 208, 30, "3 more records")
     finally:
         code = d.stop()  # SIGTERM -> shutdownRequested -> flush, snapshot, checkpoint
     assert code == SIGTERM_EXIT, tail(d.log_path)
-    assert "Writing ShutdownRequestedMessage" in d.log_path.read_text()
+    daemon_log = d.log_path.read_text()
+    assert "Writing ShutdownRequestedMessage" in daemon_log
+    assert f"checkpoint (shutdown requested) at {seqs[-1]}" in daemon_log  # the processor's own line
     assert leases(local_stack, app)[SHARD0]["checkpoint"] == seqs[-1]
     assert [(x["key"], x["action"]) for x in _decisions(status) if x["action"] == "block"] == [
         ("10.6.6.6", "block")
@@ -120,7 +132,7 @@ def test_block_checkpoint_sigterm_restart(local_stack: StackInfo, tmp_path: Path
             30,
             "the 85 new records in the restarted processor",
         )
-        assert st["restored_from"] == f"{SHARD0}@{int(seqs[204])}.0"
+        assert st["restored_from"] == f"{SHARD0}@{int(seqs[207])}.0"  # the shutdown snapshot
         assert st["skipped_redelivered"] == 0
     finally:
         assert d2.stop() == SIGTERM_EXIT, tail(d2.log_path)
@@ -204,3 +216,28 @@ def test_two_workers_split_shards_and_survive_sigkill(local_stack: StackInfo, tm
         total += p.records
     assert total == 600
     assert any(final[s]["restored_from"] for s in held_by_b)  # b's shards resumed from its snapshots
+
+
+def test_efo_option_registers_the_named_consumer(local_stack: StackInfo, tmp_path: Path) -> None:
+    """retrieval_mode FANOUT + efo_consumer_name reach the daemon: it registers that stream consumer."""
+    stream, app = "it-efo", "it-efo"
+    kinesis = boto_client("kinesis", local_stack.endpoint, local_stack.spec.region)
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    cfg = write_config(
+        tmp_path, local_stack, app, stream, retrieval_mode="FANOUT", efo_consumer_name="cfguard-efo-test"
+    )
+    d = daemon(cfg, local_stack, tmp_path, "efo")
+    d.start()
+    try:
+        names = wait_for(
+            lambda: [
+                c["ConsumerName"] for c in kinesis.list_stream_consumers(StreamARN=arn).get("Consumers", [])
+            ],
+            120,
+            "a registered stream consumer\n" + tail(d.log_path),
+        )
+    finally:
+        d.kill()
+    assert names == ["cfguard-efo-test"]  # not the application name, the KCL's default

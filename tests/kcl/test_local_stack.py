@@ -63,3 +63,30 @@ def test_block_action_reaches_the_real_handler(local_stack: StackInfo) -> None:
         log = json.loads(r.read())
     mine = [x for x in log if x["idempotency_key"] == "0123456789abcdef0123"]
     assert [x["status"] for x in mine] == ["applied", "duplicate"]
+
+
+def test_write_config_points_at_the_stack(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import sys
+
+    from consumer.config import load_config
+    from consumer.local_stack import free_port
+    from tests.kcl.harness import REPO
+
+    port, cfg = free_port(), tmp_path / "local.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consumer.cli", "local-stack", "--port", str(port), "--json",
+         "--write-config", str(cfg), "--stream", "other-stream"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        info = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        c = load_config(cfg)
+        assert c.kcl.kinesis_endpoint == info["endpoint"] == f"http://127.0.0.1:{port}"
+        assert c.kcl.stream_name == "other-stream" and not c.kcl.cbor_enabled
+        assert c.actions.block.endpoint_url == info["endpoint"] and not c.actions.dry_run
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

@@ -52,7 +52,7 @@ def test_efo_properties_and_defaults() -> None:
     props = parse_properties(
         render_properties(KclConfig(retrieval_mode="FANOUT", efo_consumer_name="c1"), "x")
     )
-    assert props["retrievalMode"] == "FANOUT" and props["consumerName"] == "c1"
+    assert props["retrievalMode"] == "FANOUT" and props["fanoutConfig.consumerName"] == "c1"
     assert "maxRecords" not in props and "kinesisEndpoint" not in props
     assert props["workerId"]  # host name by default
 

@@ -243,3 +243,12 @@ def test_processor_exits_when_its_pipeline_cannot_be_built(tmp_path: Path) -> No
     with pytest.raises(SystemExit) as exc:
         drive(proc, [initialize()])
     assert exc.value.code == 1
+
+
+def test_snapshot_the_pipeline_rejects_starts_fresh(tmp_path: Path) -> None:
+    store = snapshots.LocalSnapshotStore(tmp_path / "snaps")
+    store.save(snapshots.Snapshot(SHARD, (BIG + 3, 0), b"not a pickle of this pipeline"))
+    proc, pipes = make(tmp_path)
+    drive(proc, [initialize(seq=str(BIG + 3)), process(recs(4, 1))])
+    assert proc.restored_from is None and proc.covered is None
+    assert len(pipes) == 2 and pipes[1].counts["10.0.0.1"] == 1  # a fresh pipeline took over

@@ -22,7 +22,7 @@ def test_print_properties(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert props["executableName"] == f"{sys.executable} -m consumer.kcl.app --config {cfg.resolve()}"
     assert props["streamName"] == "prod-logs" and props["applicationName"] == "cfguard-prod"
     assert props["regionName"] == "eu-west-1" and props["workerId"] == "task-1"
-    assert props["retrievalMode"] == "FANOUT" and props["consumerName"] == "cfguard-efo"
+    assert props["retrievalMode"] == "FANOUT" and props["fanoutConfig.consumerName"] == "cfguard-efo"
     assert props["shutdownGraceMillis"] == "20000"
 
 
@@ -46,3 +46,12 @@ def test_pipeline_the_processors_cannot_build_exits_2(
     cfg.write_text("kcl:\n  pipeline_factory: consumer.nowhere:build\n")
     assert main(["run", "--config", str(cfg)]) == 2
     assert "consumer.nowhere" in capsys.readouterr().err
+
+
+def test_a_remote_config_source_reaches_the_processors_as_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from consumer.kcl.daemon import processor_command
+
+    for source in ("ssm:/cfguard/config", "s3://bucket/cfguard.yaml"):
+        assert processor_command(source)[-2:] == ["--config", source]
+    local = processor_command(tmp_path / "c.yaml")
+    assert local[-1] == str((tmp_path / "c.yaml").resolve())

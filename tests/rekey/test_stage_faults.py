@@ -90,3 +90,19 @@ def test_pending_buckets_survive_snapshot_and_restore(batches) -> None:  # type:
     key = lambda d: (d.event_time, d.key, d.detector, d.action, d.score)  # noqa: E731
     assert [key(d) for d in got] == [key(d) for d in expected]
     assert expected
+
+
+def test_a_live_reload_keeps_the_stage_and_its_pending_buckets(batches) -> None:  # type: ignore[no-untyped-def]
+    whole = build_pipeline(_cfg("detect"), dry_run=True)
+    expected = [d for b in batches for d in whole.process(b, "raw")] + whole.drain()
+    first = build_pipeline(_cfg("detect"), dry_run=True)
+    half = len(batches) // 2
+    got = [d for b in batches[:half] for d in first.process(b, "raw")]
+    tuned = _cfg("detect").model_copy(update={"quarantine": _cfg("detect").quarantine.model_copy()})
+    second = first.reconfigured(tuned)
+    assert type(second) is type(first)
+    got += [d for b in batches[half:] for d in second.process(b, "raw")] + second.drain()
+    key = lambda d: (d.event_time, d.key, d.detector, d.action, d.score)  # noqa: E731
+    assert [key(d) for d in got] == [key(d) for d in expected]
+    with pytest.raises(ValueError, match="topology cannot change"):
+        second.reconfigured(_cfg("single"))

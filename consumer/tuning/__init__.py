@@ -1,0 +1,1 @@
+"""``cfguard tune``: replay recordings once per candidate parameter value and score the outcomes."""
