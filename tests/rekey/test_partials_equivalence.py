@@ -63,8 +63,9 @@ def test_four_shards_through_the_wire_make_the_same_decisions(traffic, single) -
 def test_bucket_resolution_stays_close_to_the_raw_engine(traffic, single) -> None:
     """Not identical by design: a crossing is scored once its bucket is whole, not at the record.
     Same (key, detector) pairs; a sum crossing is reported at most one bucket after the raw one,
-    with a score at least the raw one; distinct counts (which the raw engine judges at the end of
-    each batch) are reported no later than the raw engine plus one bucket."""
+    with a score at least the raw one; a distinct-count crossing no later than the raw one plus one
+    bucket (sketch estimates after a bucket's registers are merged need not pass through the value
+    the raw engine saw at the crossing record)."""
     findings, _ = single
     raw = Engine.from_config(default_detectors(), StateConfig(), ["ip", "user"])
     first_raw: dict = {}
