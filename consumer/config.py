@@ -20,6 +20,7 @@ from consumer import fields as catalog
 from consumer.kcl.config import KclConfig
 from consumer.keys import KeySpec
 from consumer.metrics import MetricsConfig
+from consumer.rekey.config import TopologyConfig
 from detectors.config import DetectorSpec, StateConfig
 from detectors.defaults import default_detectors
 
@@ -81,6 +82,7 @@ class Config(_Section):
     kcl: KclConfig = KclConfig()
     quarantine: QuarantineConfig = QuarantineConfig()
     metrics: MetricsConfig = MetricsConfig()
+    topology: TopologyConfig = TopologyConfig()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:

@@ -30,6 +30,8 @@ from detectors.config import StateConfig
 from detectors.finding import Finding
 from detectors.keytable import KeyTable, key_hashes
 from detectors.metrics import CATALOG, BatchValues
+from detectors.partial_buffer import PartialBuffer
+from detectors.partials import KeyPartials, PartialLayout, PartialValues
 from detectors.store import Channel, ClosedWindows, WindowStore
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,7 @@ class Engine:
             "findings": 0,
         }
         self._fingerprint = self._make_fingerprint()
+        self.partials: PartialBuffer | None = None  # set by enable_partials()
 
     @classmethod
     def from_config(cls, specs: Sequence[Any], state: StateConfig, key_types: Sequence[str]) -> Engine:
@@ -182,6 +185,98 @@ class Engine:
             out.extend(self._process(_slice(batch, a, min(n, a + chunk))))
         return out
 
+    # -- partial aggregates (re-keyed input, or raw input evaluated at bucket resolution) ------------
+
+    def enable_partials(self, bucket_s: int, hold_s: float) -> PartialLayout:
+        """Judge keys at bucket resolution from partial aggregates (``detectors.partials``); returns
+        the layout partials for this engine must have. Raw ``process`` is unchanged."""
+        if self.state.allowed_lateness_s < bucket_s:
+            raise ValueError(
+                f"state.allowed_lateness_s ({self.state.allowed_lateness_s}) must be at least the partial "
+                f"bucket ({bucket_s} s): rows of one bucket carry different last times"
+            )
+        layout = PartialLayout.from_engine(self, bucket_s)
+        self.partials = PartialBuffer(layout, hold_s, self.state.max_future_s)
+        return layout
+
+    def partial_masks(self, batch: RecordBatch) -> dict[Channel, np.ndarray | None]:
+        """Which records each channel counts (for ``partials.build``)."""
+        return {ch: f.mask(batch) for ch, f in self.filters.items()}
+
+    def process_partials(
+        self, parts: Sequence[tuple[str, KeyPartials]], *, drain: bool = False
+    ) -> list[Finding]:
+        """Merge partial rows; complete buckets are applied in time order, each whole (``drain``:
+        apply what is pending, complete or not, e.g. at the end of a replay)."""
+        buf = self.partials
+        if buf is None:
+            raise ValueError("engine not in partial mode (enable_partials was not called)")
+        for kt, kp in parts:
+            if kt not in self.tables:
+                raise ValueError(f"partials for key type {kt!r}, which no detector uses")
+            buf.add(kt, kp)
+        findings: list[Finding] = []
+        for _, rows in buf.drain() if drain else buf.due():
+            findings.extend(self._apply_rows(rows))
+        return findings
+
+    def _apply_rows(self, rows: dict[str, KeyPartials]) -> list[Finding]:
+        """Released rows of every key type as one row batch ordered by (bucket, key type, key), so
+        the watermark advances monotonically across key types."""
+        assert self.partials is not None
+        layout = self.partials.layout
+        kts = [kt for kt in rows if len(rows[kt])]
+        if not kts:
+            return []
+        kp_all = [rows[kt] for kt in kts]
+        label = np.concatenate([np.full(len(kp), i) for i, kp in enumerate(kp_all)])
+        bucket = np.concatenate([kp.bucket for kp in kp_all])
+        order = np.lexsort((label, bucket))  # stable: keys stay sorted within (bucket, key type)
+        n = order.size
+        t = np.concatenate([kp.last_ms for kp in kp_all])[order] / 1000.0
+        batch = RecordBatch(time=t)
+        starts = np.cumsum([0] + [len(kp) for kp in kp_all])
+        for other in self.tables:
+            col: list[str | None] = [None] * n
+            if other in kts:
+                i = kts.index(other)
+                flat: list[str | None] = [None] * n
+                flat[starts[i] : starts[i + 1]] = rows[other].keys
+                col = [flat[j] for j in order.tolist()]
+            batch.keys[other] = col
+        sums: dict[Channel, dict[str, np.ndarray]] = {}
+        regs: dict[Channel, dict[str, np.ndarray]] = {}
+        for i, kt in enumerate(kts):
+            kp = kp_all[i]
+            sl = slice(int(starts[i]), int(starts[i + 1]))
+            for c, cl in enumerate(layout.channels(kt)):
+                s_ch = sums.setdefault(cl.channel, {})
+                r_ch = regs.setdefault(cl.channel, {})
+                for m, a in kp.sums[c].items():
+                    s_ch.setdefault(m, np.zeros(n))[sl] = a
+                for m, a in kp.regs[c].items():
+                    r_ch.setdefault(m, np.zeros((n, a.shape[1]), dtype=np.uint8))[sl] = a
+        values = {
+            ch: PartialValues(
+                {m: a[order] for m, a in sums[ch].items()}, {m: a[order] for m, a in regs[ch].items()}
+            )
+            for ch in sums
+        }
+        chunk = max(1, self.state.max_keys // 2)
+        if n <= chunk:
+            return self._process(batch, values)
+        out: list[Finding] = []
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            part_values = {
+                ch: PartialValues(
+                    {m: x[a:b] for m, x in v._sums.items()}, {m: x[a:b] for m, x in v._regs.items()}
+                )
+                for ch, v in values.items()
+            }
+            out.extend(self._process(_slice(batch, a, b), part_values))
+        return out
+
     def snapshot(self) -> bytes:
         """All state (key tables, windows, detectors, watermark, counters), pickled: restore() in an
         engine built from the same config continues exactly where this one stands."""
@@ -195,6 +290,7 @@ class Engine:
             "watermark": self.watermark,
             "last_sweep": self.last_sweep,
             "counters": self.counters,
+            "partials": self.partials,
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -213,6 +309,12 @@ class Engine:
         self.watermark = state["watermark"]
         self.last_sweep = state["last_sweep"]
         self.counters = state["counters"]
+        old_partials = state.get("partials")
+        if self.partials is not None and old_partials is not None:
+            if old_partials.layout == self.partials.layout:
+                self.partials = old_partials
+            else:
+                log.warning("engine snapshot: pending partials of another layout dropped")
         if state["fingerprint"] == self._fingerprint:
             self.detectors = state["detectors"]
             self.tables = state["tables"]
@@ -276,6 +378,9 @@ class Engine:
         out["window_late_dropped"] = sum(s.late_dropped for s in self.stores.values())
         out["windows_closed"] = sum(s.windows_closed for s in self.stores.values())
         out["state_bytes"] = self.state_bytes()
+        if self.partials is not None:
+            out.update(self.partials.counters)
+            out["partial_pending_rows"] = self.partials.pending_rows()
         return out
 
     def state_bytes(self) -> int:
@@ -291,7 +396,9 @@ class Engine:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _process(self, batch: RecordBatch) -> list[Finding]:
+    def _process(
+        self, batch: RecordBatch, values: dict[Channel, PartialValues] | None = None
+    ) -> list[Finding]:
         n = len(batch)
         t = np.asarray(batch.time, dtype=np.float64)
         L = self.state.allowed_lateness_s
@@ -323,6 +430,8 @@ class Engine:
 
         bv = BatchValues(batch)
         masks: dict[Channel, np.ndarray | None] = {}
+        if values is not None:  # partial rows: a channel counts the rows it has requests in
+            masks = {ch: v.value("requests") > 0 for ch, v in values.items()}
         findings: list[Finding] = []
         for kt, table in self.tables.items():
             keys = batch.keys.get(kt)
@@ -331,13 +440,14 @@ class Engine:
             slot_rec = self._slots(kt, table, keys, t, ok, findings)
             has_key = slot_rec >= 0
             for sk, store in self.stores.items():
-                if sk[0] != kt:
+                if sk[0] != kt or (values is not None and sk[1] not in values):
                     continue
                 if sk[1] not in masks:
                     masks[sk[1]] = self.filters[sk[1]].mask(batch)
                 ch_mask = masks[sk[1]]
                 sel = np.flatnonzero(has_key if ch_mask is None else has_key & ch_mask)
-                view, closed = store.update(slot_rec, t, bv, sel, table.keys)
+                vals = bv if values is None else values[sk[1]]
+                view, closed = store.update(slot_rec, t, vals, sel, table.keys)  # type: ignore[arg-type]
                 for cw in closed:
                     findings.extend(self._dispatch(sk, cw, table))
                 if view is not None:

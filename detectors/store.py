@@ -98,6 +98,8 @@ class StoreView:
         cumulative register maximum over its records on top of the stored window's registers. Only
         called for the few groups whose final estimate reaches a threshold."""
         r = self.running(metric)
+        if metric not in self._distinct:  # partial rows: already estimated after every row
+            return r
         idx, rank, base_of_group, base_rows, floor = self._distinct[metric]
         starts = np.searchsorted(self.grp, groups, side="left")
         ends = np.searchsorted(self.grp, groups, side="right")
@@ -348,9 +350,12 @@ class WindowStore:
             prev[us] = npv
         for m in self.distincts:
             regs, pest = self.regs[m], self.prev_est[m]
-            idx, rank = register_and_rank(bv.hashes(m)[rec])
             comb = np.zeros((G, REGISTERS), dtype=np.uint8)
-            np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
+            if isinstance(bv, BatchValues):
+                idx, rank = register_and_rank(bv.hashes(m)[rec])
+                np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
+            else:  # partial rows carry whole sketches: merge register-wise
+                np.maximum.at(comb, grp, bv.registers(m)[rec])
             cg = np.flatnonzero(is_cur)
             base_rows = regs[gs[cg]]
             comb[cg] = np.maximum(comb[cg], base_rows)
@@ -362,11 +367,15 @@ class WindowStore:
                 est_g[pg] = np.maximum(floor[pg], est_g[pg])
             base_of_group = np.full(G, -1, dtype=np.int64)
             base_of_group[cg] = np.arange(cg.size)
-            view._distinct[m] = (idx, rank, base_of_group, base_rows, floor)
+            if isinstance(bv, BatchValues):  # (partial rows get their running estimate per row below)
+                view._distinct[m] = (idx, rank, base_of_group, base_rows, floor)
             if closing:
                 c_metrics[m] = np.concatenate((est_g[ga], pest[us[bp]], estimate(regs[us[bc]])))
-            running = np.full(n, np.nan)
-            running[gend - 1] = est_g
+            if isinstance(bv, BatchValues):
+                running = np.full(n, np.nan)
+                running[gend - 1] = est_g
+            else:  # partial rows: the estimate after every row, so it does not depend on batching
+                running = _running_estimates(bv.registers(m)[rec], grp, is_cur, regs[gs], pest[gs], is_prev)
             view._running[m] = running
             npe = np.where(same, pest[us].astype(np.float64), 0.0)
             if one.any():
@@ -386,3 +395,29 @@ class WindowStore:
             mets = {m: v[o] for m, v in c_metrics.items()}
             closed.append(ClosedWindows(self.key_type, self.channel, W, c_slots, c_wids, mets))
         return view, closed
+
+
+def _running_estimates(
+    rows: np.ndarray,
+    grp: np.ndarray,
+    is_cur: np.ndarray,
+    stored: np.ndarray,
+    prev_est: np.ndarray,
+    is_prev: np.ndarray,
+) -> np.ndarray:
+    """Distinct-count estimate after each partial row: the running register-wise max within its
+    group (plus the stored window's registers when the group continues the current window)."""
+    G = stored.shape[0]
+    start = np.where(is_cur[:, None], stored, 0).astype(np.int64)
+    off = (np.arange(G, dtype=np.int64) * 64)[:, None]
+    # Groups are contiguous and ascending: offsetting each group by 64 x its index makes one
+    # cumulative max along the rows restart at every group (ranks are below 64).
+    first = np.r_[True, grp[1:] != grp[:-1]]
+    vals = rows.astype(np.int64) + off[grp]
+    vals[first] = np.maximum(vals[first], start[grp[first]] + off[grp[first]])
+    acc = np.maximum.accumulate(vals, axis=0) - off[grp]
+    est = estimate(acc.astype(np.uint8))
+    pg = is_prev[grp]
+    if pg.any():
+        est[pg] = np.maximum(prev_est[grp[pg]], est[pg])
+    return est

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,23 +21,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arg(p, required=True)
     p.add_argument("--workdir", metavar="DIR", help="directory for the rendered .properties (default: temp)")
     p.add_argument("--print-properties", action="store_true", help="print the KCL properties and exit")
+    p.add_argument(
+        "--role", choices=("single", "rekey", "detect"), help="override topology.role (see docs/scale-out.md)"
+    )
     p.set_defaults(func=lambda a: run_guarded(_run, a))
 
 
 def _run(args: argparse.Namespace) -> int:
+    from consumer.rekey import factory as topology
+
     cfg = config_from_args(args)
+    try:
+        cfg = topology.with_role(cfg, args.role)
+    except ValueError as exc:
+        raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
+    kcl = topology.effective_kcl(cfg)
     config_path: Path | str = args.config if is_remote(args.config) else Path(args.config)
     try:
         executable = processor_command(config_path)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     if args.print_properties:
-        sys.stdout.write(render_properties(cfg.kcl, executable))
+        sys.stdout.write(render_properties(kcl, executable))
         return 0
     _check_pipeline(cfg)
+    _check_topology(cfg)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cfguard-kcl-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    daemon = Daemon(cfg.kcl, config_path, workdir)
+    env = dict(os.environ)
+    if args.role:
+        env["CFGUARD__TOPOLOGY__ROLE"] = args.role  # the processors read the same role
+    daemon = Daemon(kcl, config_path, workdir, env=env)
     try:
         code = run_forwarding_signals(daemon)
     except KclNotInstalled as exc:
@@ -48,11 +63,25 @@ def _run(args: argparse.Namespace) -> int:
 def _check_pipeline(cfg: Config) -> None:
     """Build one pipeline before starting Java: a config the processors cannot use fails here (exit 2)."""
     from consumer.kcl.app import resolve
+    from consumer.rekey.factory import check_pipeline
 
     try:
-        pipeline = resolve(cfg.kcl.pipeline_factory)(cfg)
+        check_pipeline(cfg, resolve)
     except (ValueError, ImportError, AttributeError) as exc:
         raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
-    close = getattr(pipeline, "close", None)
-    if close is not None:
-        close()
+
+
+def _check_topology(cfg: Config) -> None:
+    """A single-stage consumer refuses a multi-shard raw stream it cannot judge per key (exit 2)."""
+    from consumer.rekey.config import check_stream
+    from consumer.rekey.factory import DEFAULT_FACTORY, open_shards
+
+    if cfg.topology.role != "single" or cfg.kcl.pipeline_factory != DEFAULT_FACTORY:
+        return  # a custom pipeline owns what it assumes about the partitioning
+    shards = open_shards(cfg.kcl)
+    if shards is None:
+        return
+    try:
+        check_stream(cfg.topology, shards)
+    except ValueError as exc:
+        raise CommandError(f"invalid topology: {exc}", EXIT_USAGE) from None

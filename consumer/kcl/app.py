@@ -98,15 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     from consumer.config import load_config
     from consumer.config_source import is_remote, load_from
     from consumer.kcl.processor import ShardProcessor
+    from consumer.rekey.factory import effective_kcl, factory_for
 
     cfg = load_from(args.config) if args.config and is_remote(args.config) else load_config(args.config)
-    factory = resolve(cfg.kcl.pipeline_factory)
-    store = snapshots.open_store(cfg.kcl.snapshots, cfg.kcl.region)
+    factory = factory_for(cfg, resolve)
+    kcl_cfg = effective_kcl(cfg)  # the stream and application of this process's role
+    store = snapshots.open_store(kcl_cfg.snapshots, kcl_cfg.region)
     processor = ShardProcessor(
-        cfg.kcl,
+        kcl_cfg,
         lambda: factory(cfg),
         store,
-        parents_of=parents_lookup(cfg.kcl),
+        parents_of=parents_lookup(kcl_cfg),
         reconfigure=live_config(args.config, cfg),
         metrics=cfg.metrics,
     )
