@@ -78,12 +78,14 @@ class ConfigWatcher:
             self._seen = previous
             log.warning("config source %s: cannot read the new version (%s); will retry", self.source, exc)
             return None
-        if new.kcl != self.current.kcl:
+        fixed = [name for name in ("kcl", "topology") if getattr(new, name) != getattr(self.current, name)]
+        if fixed:
             self.refused += 1
             log.error(
-                "new config from %s refused, the current one stays: the kcl section changed "
-                "(stream, application, endpoints need a restart)",
+                "new config from %s refused, the current one stays: the %s section changed "
+                "(stream, application, endpoints and the topology need a restart)",
                 self.source,
+                " and ".join(fixed),
             )
             return None
         if new == self.current:
