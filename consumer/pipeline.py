@@ -19,6 +19,7 @@ from consumer.keys import KeyExtractor
 from consumer.quarantine import Quarantine
 from consumer.realtime import ParseResult, RealtimeParser
 from consumer.standard import StandardParser
+from detectors.batch import RecordBatch
 from detectors.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,8 @@ class Pipeline:
         """One batch of raw real-time lines (one Kinesis record's payload each)."""
         return self.process_parsed(self.parser.parse(lines), len(lines), source)
 
-    def process_parsed(self, result: ParseResult, n_input: int, source: str = "") -> list[Decision]:
-        """A batch parsed elsewhere (e.g. standard access logs) through the same detectors and actions."""
+    def accept(self, result: ParseResult, n_input: int, source: str = "") -> RecordBatch | None:
+        """Count a parsed batch, quarantine its bad lines, extract its keys; None if nothing is left."""
         c = self.counters
         c.records += n_input
         for reason, line in result.malformed:
@@ -128,11 +129,19 @@ class Pipeline:
         batch = result.batch
         c.parsed += len(batch)
         if not len(batch):
-            return []
+            return None
         self.keys.extract(batch)
+        return batch
+
+    def process_parsed(self, result: ParseResult, n_input: int, source: str = "") -> list[Decision]:
+        """A batch parsed elsewhere (e.g. standard access logs) through the same detectors and actions."""
+        batch = self.accept(result, n_input, source)
+        if batch is None:
+            return []
         findings = self.engine.process(batch)
         if not findings:
             return []
+        c = self.counters
         c.findings += len(findings)
         decisions = self.actions.submit(findings)
         for d in decisions:

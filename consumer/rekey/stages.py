@@ -118,17 +118,8 @@ class DetectPipeline(Pipeline):
     def _raw_parts(
         self, result: ParseResult, n_input: int, source: str
     ) -> list[tuple[str, partials.KeyPartials]]:
-        c = self.counters
-        c.records += n_input
-        for reason, line in result.malformed:
-            self.quarantine.add(reason, line, source)
-        c.malformed += len(result.malformed)
-        batch = result.batch
-        c.parsed += len(batch)
-        if not len(batch):
-            return []
-        self.keys.extract(batch)
-        return self.bucket_engine.parts(batch)
+        batch = self.accept(result, n_input, source)
+        return self.bucket_engine.parts(batch) if batch is not None else []
 
     def drain(self) -> list[Decision]:
         """Apply the buckets still waiting for stragglers (end of a replay or a test)."""
@@ -212,16 +203,9 @@ class RekeyPipeline(Pipeline):
         return self.process_parsed(self.parser.parse(lines), len(lines), source)
 
     def process_parsed(self, result: ParseResult, n_input: int, source: str = "") -> list[Decision]:
-        c = self.counters
-        c.records += n_input
-        for reason, line in result.malformed:
-            self.quarantine.add(reason, line, source)
-        c.malformed += len(result.malformed)
-        batch = result.batch
-        c.parsed += len(batch)
-        if not len(batch):
+        batch = self.accept(result, n_input, source)
+        if batch is None:
             return []
-        self.keys.extract(batch)
         per_key = [
             rec
             for kt, kp in self.bucket_engine.parts(batch)

@@ -18,7 +18,8 @@ HOLD_S = 5.0
 
 
 def partial_engine(specs=None) -> Engine:
-    e = Engine.from_config(specs or default_detectors(), StateConfig(), ["ip", "user"])
+    specs = specs or default_detectors()
+    e = Engine.from_config(specs, StateConfig(), list(dict.fromkeys(d.key for d in specs)))
     e.enable_partials(BUCKET_S, HOLD_S)
     return e
 

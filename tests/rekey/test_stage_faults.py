@@ -57,7 +57,7 @@ def test_partition_keys_are_the_keys_and_traffic_shrinks(batches) -> None:  # ty
         for blob in partials.unbundle(data):
             kt, kp = partials.decode(blob, rk.bucket_engine.layout)
             where.setdefault(f"{kt}:{kp.keys[0]}", set()).add(pk)
-    assert {k.split(":", 1)[0] for k in where} == {"ip", "user"}
+    assert {k.split(":", 1)[0] for k in where} == {"ip", "user", "api_key"}
     assert all(len(pks) == 1 for pks in where.values())  # a key always meets on one shard
     assert len(sink.records) <= 256 * len(batches)
     t = rk.stats()["topology"]

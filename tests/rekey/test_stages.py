@@ -5,14 +5,9 @@ through one detect pipeline."""
 
 from __future__ import annotations
 
-import logging
-import socket
-from collections.abc import Iterator
-
 import boto3
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from consumer.config import Config
 from consumer.rekey.factory import build_pipeline
@@ -23,16 +18,9 @@ from detectors import partials
 SEED = 11
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+@pytest.fixture
+def endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 def _cfg(endpoint: str, role: str, stream: str) -> Config:

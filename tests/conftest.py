@@ -1,4 +1,5 @@
-"""A moto server over HTTP for the consumer's Kinesis tools (record, republish): real boto3 clients."""
+"""A moto server over HTTP (werkzeug, in-process) for tests that talk to AWS APIs with real boto3 clients
+(Kinesis tools, S3/SSM config sources, the re-keying stage). The KCL tests use the h2c local stack."""
 
 from __future__ import annotations
 
