@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.parse_bench import BRIEF_FIELDS
-from consumer import realtime
+from consumer import columns, realtime
 from consumer.fields import ALL_45
 
 
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                 ta = pc()
                 raw = flat[c.index :: nf]
                 if c.numeric:
-                    realtime._numbers(raw, c, bad, lp._tables[c.name])
+                    columns.numbers_column(raw, c, bad, lp._tables[c.name])
                 else:
-                    realtime._texts(raw, c, bad, lp._tables[c.name])
+                    columns.texts_column(raw, c, bad, lp._tables[c.name])
                 spent[f"column {c.name}"] += pc() - ta
             del flat, lasts
             spent["total"] += pc() - t0

@@ -33,15 +33,9 @@ from itertools import compress, repeat
 import numpy as np
 
 from consumer import fields as catalog
+from consumer.columns import MAX_TIMESTAMP, MIN_TIMESTAMP, Column
 from consumer.fields import Kind
-from consumer.realtime import (
-    MAX_TIMESTAMP,
-    MIN_TIMESTAMP,
-    Column,
-    LineParser,
-    ParseResult,
-    to_bytes,
-)
+from consumer.realtime import LineParser, ParseResult, to_bytes
 from detectors.batch import RecordBatch
 
 W3C_TO_REALTIME: dict[str, str] = {
