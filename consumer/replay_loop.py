@@ -55,6 +55,15 @@ def run_inputs(
             name = f"s3://{bucket}/{key}"
             with s3_inputs.local_copy(bucket, key) as local:
                 kinds[name] = _run_one(pipeline, local, name, pacer, on_decisions, on_batch_done)
+    # End of the recording: a bucket-resolution pipeline still holds its last buckets for
+    # stragglers that cannot come any more; apply them (what the live stage does on newer data).
+    drain = getattr(pipeline, "drain", None)
+    if drain is not None:
+        decisions = drain()
+        if on_decisions is not None and decisions:
+            on_decisions(decisions)
+        if on_batch_done is not None:
+            on_batch_done()
     return kinds
 
 

@@ -21,6 +21,7 @@ from consumer.pacing import Pacer
 from consumer.pipeline import Pipeline
 from consumer.progress import Progress
 from consumer.quarantine import Quarantine
+from consumer.rekey.factory import replay_pipeline
 from consumer.replay_loop import InputMismatch, missing_inputs, run_inputs
 from consumer.to_stream import republish
 
@@ -73,7 +74,7 @@ def _replay(args: argparse.Namespace) -> int:
     quarantine_path = Path(args.quarantine) if args.quarantine else cfg.quarantine.path
     quarantine = Quarantine(quarantine_path, cfg.quarantine.max_samples)
     try:
-        pipeline = Pipeline.from_config(cfg, dry_run=not args.execute_actions, quarantine=quarantine)
+        pipeline = replay_pipeline(cfg, dry_run=not args.execute_actions, quarantine=quarantine)
     except ValueError as exc:
         raise CommandError(f"invalid configuration: {exc}", 2) from None
     out: TextIO | None = open(args.decisions_out, "w", encoding="utf-8") if args.decisions_out else None
@@ -137,9 +138,18 @@ def build_summary(pipeline: Pipeline, elapsed: float, kinds: dict[str, str]) -> 
         "decisions_by_action": dict(sorted(c.decisions_by_action.items())),
         "engine": engine,
         "actions": pipeline.actions.stats(),
+        "evaluate": _resolution(pipeline),
         "elapsed_s": round(elapsed, 3),
         "records_per_s": round((c.parsed + malformed) / elapsed, 1) if elapsed > 0 else None,
     }
+
+
+def _resolution(pipeline: Pipeline) -> dict[str, Any]:
+    """Record resolution, or bucket resolution with the topology figures (the two-stage decisions)."""
+    if not hasattr(pipeline, "bucket_engine"):
+        return {"resolution": "record"}
+    topo = pipeline.stats().get("topology")
+    return {"resolution": "bucket", **(topo if isinstance(topo, dict) else {})}
 
 
 def print_summary(s: dict[str, Any], out: TextIO) -> None:
@@ -153,6 +163,9 @@ def print_summary(s: dict[str, Any], out: TextIO) -> None:
         tracked = k["tracked"] if k["tracked"] is not None else "?"
         figures = f"{k['records_with_key']:,} keyed, {k['records_without_key']:,} without, {tracked} tracked"
         rows.append((f"key {name}", figures))
+    ev = s.get("evaluate", {})
+    if ev.get("resolution") == "bucket":
+        rows.append(("evaluate", f"bucket ({ev['bucket_s']} s buckets, hold {ev['hold_s']} s)"))
     rows.append(("findings", f"{s['findings']:,}"))
     for det, n in s["decisions"].items():
         rows.append((f"decisions {det}", f"{n:,}"))

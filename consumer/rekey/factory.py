@@ -90,6 +90,26 @@ def build_pipeline(cfg: Config, *, dry_run: bool | None = None, quarantine: Quar
     return Pipeline.from_config(cfg, dry_run=dry_run, quarantine=quarantine)
 
 
+def replay_pipeline(
+    cfg: Config, *, dry_run: bool | None = None, quarantine: Quarantine | None = None
+) -> Pipeline:
+    """The pipeline that judges recorded raw input as the deployment ``cfg`` describes decides it.
+
+    Bucket resolution (``DetectPipeline``, the KCL processors' own class) for ``evaluate: bucket`` and
+    for the two-stage roles (a raw recording replayed through rekey + detect gets the detect stage's
+    decisions); else the record-resolution ``Pipeline``. The approximation (thresholds / N) is not
+    applied: a replay sees every record of the recording in one process, each key whole.
+    """
+    from consumer.rekey.stages import DetectPipeline
+
+    topo = cfg.topology
+    if topo.role == "rekey":
+        cfg = with_role(cfg, "detect")
+    if cfg.topology.partial_mode:
+        return DetectPipeline.from_config(cfg, dry_run=dry_run, quarantine=quarantine)
+    return Pipeline.from_config(cfg, dry_run=dry_run, quarantine=quarantine)
+
+
 def factory_for(cfg: Config, resolve: Callable[[str], Callable[..., Any]]) -> Callable[..., Any]:
     """The pipeline factory of ``cfg``: a custom ``kcl.pipeline_factory`` wins (topology must then be
     the default single-stage one), else ``build_pipeline``."""
