@@ -85,13 +85,20 @@ def test_no_wildcard_action_and_star_resource_only_where_aws_requires_it(templat
             star_resources.append((role, actions))
             assert set(actions) <= STAR_RESOURCE_ALLOWED, f"{role}: {actions} on Resource '*'"
             assert st.get("Condition"), f"{role}: Resource '*' without a condition"
-    # Exactly one: PutMetricData, narrowed to the metrics namespace.
-    assert star_resources == [("TaskRole", ["cloudwatch:PutMetricData"])]
+    # One per consumer role: PutMetricData, narrowed to the metrics namespace.
+    assert sorted(star_resources) == [
+        ("RekeyTaskRole", ["cloudwatch:PutMetricData"]),
+        ("TaskRole", ["cloudwatch:PutMetricData"]),
+    ]
 
 
 def test_consumer_role_names_each_resource(template: dict[str, Any]) -> None:
     by_sid = {st.get("Sid"): st for role, st in _statements(template) if role == "TaskRole"}
-    assert by_sid["ReadStream"]["Resource"][0] == {"Fn::GetAtt": ["LogStream", "Arn"]}
+    # two-stage: the detect service reads the partials stream only; single-stage: the raw stream
+    cond, two, single = by_sid["ReadStream"]["Resource"]["Fn::If"]
+    assert cond == "TwoStage"
+    assert two[0] == {"Fn::GetAtt": ["PartialsStream", "Arn"]}
+    assert single[0] == {"Fn::GetAtt": ["LogStream", "Arn"]}
     lease = [r["Fn::Sub"] for r in by_sid["KclLeaseTables"]["Resource"]]
     assert any(r.endswith("table/${AppName}") for r in lease)  # KCL lease table = application name
     # KCL 3 (the official amazon-kclpy 3.x) also keeps these two tables
@@ -141,11 +148,14 @@ def test_blocklist_table_has_ttl_on_expires_at(template: dict[str, Any]) -> None
 
 
 def test_stop_timeout_exceeds_kcl_shutdown_grace_and_health_check(template: dict[str, Any]) -> None:
-    container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
-    grace_s = KclConfig().shutdown_grace_ms / 1000
-    assert container["StopTimeout"] > grace_s + 10  # grace plus the final snapshot and checkpoint
-    assert container["HealthCheck"]["Command"] == ["CMD", "cfguard", "health"]
-    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    tasks = _resources(template, "AWS::ECS::TaskDefinition")
+    assert set(tasks) == {"TaskDefinition", "RekeyTaskDefinition"}
+    for name, task in tasks.items():
+        container = task["Properties"]["ContainerDefinitions"][0]
+        grace_s = KclConfig().shutdown_grace_ms / 1000
+        assert container["StopTimeout"] > grace_s + 10, name  # grace plus the final snapshot and checkpoint
+        assert container["HealthCheck"]["Command"] == ["CMD", "cfguard", "health"]
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
 
 
 def test_every_log_group_has_retention(template: dict[str, Any]) -> None:
@@ -170,40 +180,11 @@ def test_alarms_cover_the_issue(template: dict[str, Any]) -> None:
     names = {a["Properties"]["AlarmName"]["Fn::Sub"] for a in alarms.values()}
     assert names >= {
         "${AppName}-iterator-age",
+        "${AppName}-partials-iterator-age",
         "${AppName}-blocks-per-minute",
         "${AppName}-delivery-failures",
         "${AppName}-parse-error-rate",
     }
-
-
-def test_container_environment_is_a_valid_config_override(template: dict[str, Any]) -> None:
-    """The task's CFGUARD__ variables, with the stack's values, override the example config validly."""
-    from consumer.config import load_config
-
-    values = {
-        "LogStream": "cfguard-realtime-logs",
-        "AppName": "cfguard",
-        "AWS::Region": "us-east-1",
-        "SnapshotBucket": "cfguard-snapshots-abc",
-        "BlockFunction": "cfguard-block",
-        "DeadLetterQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/cfguard-dead-letters",
-        "BlocklistTable": "cfguard-blocklist",
-        "MetricsNamespace": "cfguard",
-    }
-    container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
-    env = {}
-    for item in container["Environment"]:
-        v = item["Value"]
-        env[item["Name"]] = values[v["Ref"]] if isinstance(v, dict) else v
-    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "cfguard.yaml", environ=env)
-    assert cfg.kcl.stream_name == "cfguard-realtime-logs"
-    assert cfg.kcl.application_name == "cfguard"  # = the lease table the task role names
-    assert (cfg.kcl.snapshots.store, cfg.kcl.snapshots.bucket) == ("s3", "cfguard-snapshots-abc")
-    # the task role's S3 grant covers exactly the snapshot prefix the consumer writes
-    assert cfg.kcl.snapshots.prefix == "cfguard/snapshots/"
-    assert cfg.actions.block.function_name == "cfguard-block"
-    assert cfg.actions.spool.dead_letter_queue_url == values["DeadLetterQueue"]
-    assert cfg.metrics.namespace == "cfguard"
 
 
 def test_default_log_fields_are_cloudfront_fields_covering_the_example_config(
@@ -224,10 +205,14 @@ def test_default_log_fields_are_cloudfront_fields_covering_the_example_config(
 
 
 def test_task_reads_the_config_parameter_its_role_may_read(template: dict[str, Any]) -> None:
-    container = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
-    assert container["Command"] == ["--config", {"Fn::Sub": "ssm:${ConfigParameterName}"}]
-    grant = next(st for role, st in _statements(template) if st.get("Sid") == "Config")
-    assert grant["Resource"]["Fn::Sub"].endswith(":parameter${ConfigParameterName}")
+    for task in _resources(template, "AWS::ECS::TaskDefinition").values():
+        container = task["Properties"]["ContainerDefinitions"][0]
+        assert container["Command"][:2] == ["--config", {"Fn::Sub": "ssm:${ConfigParameterName}"}]
+        assert container["Command"][2] == "--role"  # the stack, not the config, says which stage
+    grants = [st for role, st in _statements(template) if st.get("Sid") == "Config"]
+    assert len(grants) == 2
+    for grant in grants:
+        assert grant["Resource"]["Fn::Sub"].endswith(":parameter${ConfigParameterName}")
 
 
 def test_block_function_reserves_no_concurrency(template: dict[str, Any]) -> None:
