@@ -29,6 +29,7 @@ UNSUPPORTED = {
     "BlockIpSetV6",
     "SnapshotBucketPolicy",
     "IteratorAgeAlarm",
+    "PartialsIteratorAgeAlarm",
     "BlocksPerMinuteAlarm",
     "DeliveryFailureAlarm",
     "DeadLetterAlarm",
@@ -97,10 +98,14 @@ def test_moto_cloudformation_creates_the_supported_resources(moto: MotoServer, t
     assert kept == set(full["Resources"]) - UNSUPPORTED
     assert {
         "TaskRole",
+        "RekeyTaskRole",
         "BlockFunctionRole",
         "BlockFunction",
         "TaskDefinition",
+        "RekeyTaskDefinition",
         "Service",
+        "RekeyService",
+        "PartialsStream",
         "Dashboard",
     } <= kept
 
@@ -116,15 +121,15 @@ def test_moto_cloudformation_creates_the_supported_resources(moto: MotoServer, t
 
     cf = boto3.client("cloudformation", **kw)
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/cfguard:1"
+    required = {"ContainerImage": image, "Subnets": subnet, "SecurityGroups": sg}
+    required["LambdaCodeBucket"] = "cfguard-artifacts"
     cf.create_stack(
         StackName="cfguard",
         TemplateBody=json.dumps(template),
         Capabilities=["CAPABILITY_IAM"],
         Parameters=[
-            {"ParameterKey": "ContainerImage", "ParameterValue": image},
-            {"ParameterKey": "Subnets", "ParameterValue": subnet},
-            {"ParameterKey": "SecurityGroups", "ParameterValue": sg},
-            {"ParameterKey": "LambdaCodeBucket", "ParameterValue": "cfguard-artifacts"},
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {**required, "DesiredCount": "2", "RekeyDesiredCount": "3"}.items()
         ],
     )
     stack = cf.describe_stacks(StackName="cfguard")["Stacks"][0]
@@ -162,3 +167,64 @@ def test_moto_cloudformation_creates_the_supported_resources(moto: MotoServer, t
     assert outputs["DeadLetterQueueUrl"].endswith("/123456789012/cfguard-dead-letters")
     assert queue.endswith("/123456789012/cfguard-dead-letters")
     assert outputs["BlocklistTableName"] == "cfguard-blocklist"
+
+    # The second stage (default topology two-stage): the partials stream, the rekey service with its
+    # own task definition and role, each service at its own desired count.
+    kinesis = boto3.client("kinesis", **kw)
+    parts = kinesis.describe_stream_summary(StreamName="cfguard-partials")["StreamDescriptionSummary"]
+    assert parts["RetentionPeriodHours"] == 24
+    assert outputs["PartialsStreamName"] == "cfguard-partials"
+    ecs = boto3.client("ecs", **kw)
+    arns = ecs.list_services(cluster="cfguard")["serviceArns"]
+    services = {
+        s["serviceName"]: s for s in ecs.describe_services(cluster="cfguard", services=arns)["services"]
+    }
+    assert {n: s["desiredCount"] for n, s in services.items()} == {"cfguard": 2, "cfguard-rekey": 3}
+    commands = {}
+    for name, svc in services.items():
+        task = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+        container = task["containerDefinitions"][0]
+        commands[name] = container["command"]
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        assert env["CFGUARD__TOPOLOGY__PARTIALS_STREAM"] == "cfguard-partials"
+        # (moto's CloudFormation drops TaskRoleArn; test_template_stages checks which role each task runs as)
+    assert commands["cfguard"][-2:] == ["--role", "detect"]
+    assert commands["cfguard-rekey"][-2:] == ["--role", "rekey"]
+    rekey_role = resources["RekeyTaskRole"]["PhysicalResourceId"]
+    rekey_doc = str(iam.get_role_policy(RoleName=rekey_role, PolicyName="rekey")["PolicyDocument"])
+    assert "stream/cfguard-partials" in rekey_doc and "stream/cfguard-realtime-logs" in rekey_doc
+    assert "table/cfguard-rekey" in rekey_doc and "cfguard-block" not in rekey_doc
+    assert "stream/cfguard-partials" in doc and "stream/cfguard-realtime-logs" not in doc  # detect
+
+    # Single-stage: no second stage; the one service reads the raw stream.
+    cf.create_stack(
+        StackName="cfguard-one",
+        TemplateBody=json.dumps(template),
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {**required, "AppName": "one", "Topology": "single-stage"}.items()
+        ],
+    )
+    one = cf.describe_stacks(StackName="cfguard-one")["Stacks"][0]
+    assert one["StackStatus"] == "CREATE_COMPLETE", one.get("StackStatusReason")
+    summaries = cf.list_stack_resources(StackName="cfguard-one")["StackResourceSummaries"]
+    # moto lists one blank summary per resource whose condition is false: the four below
+    assert len([r for r in summaries if not r["LogicalResourceId"]]) == 4
+    one_resources = {r["LogicalResourceId"]: r for r in summaries if r["LogicalResourceId"]}
+    assert set(one_resources) == kept - {
+        "PartialsStream",
+        "RekeyTaskRole",
+        "RekeyTaskDefinition",
+        "RekeyService",
+    }
+    one_doc = str(
+        iam.get_role_policy(RoleName=one_resources["TaskRole"]["PhysicalResourceId"], PolicyName="consumer")[
+            "PolicyDocument"
+        ]
+    )
+    assert "stream/one-realtime-logs" in one_doc and "partials" not in one_doc
+    svc = ecs.describe_services(cluster="one", services=["one"])["services"][0]
+    task = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    assert task["containerDefinitions"][0]["command"][-2:] == ["--role", "single"]
+    assert "PartialsStreamName" not in {o["OutputKey"] for o in one.get("Outputs", [])}
