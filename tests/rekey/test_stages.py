@@ -13,7 +13,7 @@ from consumer.config import Config
 from consumer.rekey.factory import build_pipeline
 from consumer.rekey.stages import DetectPipeline, RekeyPipeline
 from consumer.traffic import generate
-from detectors import partials
+from detectors import partial_wire
 
 SEED = 11
 
@@ -97,7 +97,7 @@ def test_two_stages_over_kinesis_decide_as_one_single_stage_run(
             resp = kin.get_records(ShardIterator=iters[s], Limit=10_000)
             iters[s] = resp["NextShardIterator"]
             data = [r["Data"] for r in resp["Records"]]
-            assert all(partials.is_partial(d) for d in data)
+            assert all(partial_wire.is_partial(d) for d in data)
             got += detectors[s].process(data, s)
     for p in detectors.values():
         got += p.drain()
