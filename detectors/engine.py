@@ -32,7 +32,7 @@ from detectors.finding import Finding
 from detectors.keytable import KeyTable, key_hashes
 from detectors.metrics import CATALOG, BatchValues
 from detectors.partial_buffer import PartialBuffer
-from detectors.partial_wire import DataBundle, Progress
+from detectors.partial_wire import DataBundle, Decoded, Progress
 from detectors.partials import KeyPartials, PartialLayout, PartialValues
 from detectors.store import Channel, ClosedWindows, WindowStore
 
@@ -213,7 +213,10 @@ class Engine:
         return {ch: f.mask(batch) for ch, f in self.filters.items()}
 
     def process_partials(
-        self, parts: Sequence[tuple[str, KeyPartials] | DataBundle | Progress], *, drain: bool = False
+        self,
+        parts: Sequence[tuple[str, KeyPartials] | DataBundle | Decoded | Progress],
+        *,
+        drain: bool = False,
     ) -> list[Finding]:
         """Merge partial inputs: ``(key type, rows)`` built in this process from raw lines, data
         bundles and progress records of re-keying processors (``detectors.partial_wire``). Complete
@@ -225,6 +228,9 @@ class Engine:
         for item in parts:
             if isinstance(item, Progress):
                 buf.progress(item)
+                continue
+            if isinstance(item, Decoded):
+                buf.add_decoded(item)
                 continue
             if isinstance(item, DataBundle):
                 unknown = [kt for kt in item.parts if kt not in self.tables]

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detectors.partial_wire import DataBundle, Position, Progress
+from detectors.partial_wire import DataBundle, Decoded, Position, Progress
 from detectors.partials import KeyPartials, PartialLayout, concat, merge, take
 
 LOCAL = ""  # rows built in this process from raw lines
+REMOTE = "\x00remote"  # rows of a decoded delivery (their sources were noted per bundle)
 
 
 @dataclass
@@ -128,6 +129,8 @@ class PartialBuffer:
         self.pending.setdefault(kt, []).append(kp)
         newest = float(t.max())
         self.newest_ms = max(self.newest_ms, newest)
+        if source == REMOTE:
+            return
         src = self._source(source)
         src.heard = self.clock()
         src.timed_out = False
@@ -155,6 +158,39 @@ class PartialBuffer:
                 kp = take(kp, np.flatnonzero(keep))
             kp.run = None
             self.add(kt, kp, b.source)
+
+    def add_decoded(self, d: Decoded) -> None:
+        """A delivery decoded at once (``partial_wire.decode_many``): the same as its bundles one
+        by one, in order, with the rows of every bundle added together."""
+        fresh = np.ones(len(d.run_ends), dtype=bool)
+        now = self.clock()
+        starts = np.searchsorted(np.asarray(d.run_bundle, dtype=np.int64), np.arange(len(d.bundles) + 1))
+        for b, (source, partition) in enumerate(d.bundles):
+            src = self._source(source)
+            src.heard = now
+            src.timed_out = False
+            a, z = int(starts[b]), int(starts[b + 1])
+            if a == z:
+                continue
+            last = src.applied.get(partition)
+            ends = d.run_ends[a:z]
+            if last is not None:
+                fresh[a:z] = [e > last for e in ends]
+            top = max(ends)
+            src.applied[partition] = top if last is None or top > last else last
+        for kt, kp in d.rows.items():
+            if len(kp) == 0:
+                continue
+            assert kp.run is not None
+            keep = fresh[kp.run]
+            dup = int((~keep).sum())
+            if dup:
+                self.counters["partial_duplicate_rows"] += dup
+                kp = take(kp, np.flatnonzero(keep))
+            kp.run = None
+            self.add(kt, kp, REMOTE)
+        for p in d.progress:
+            self.progress(p)
 
     def progress(self, p: Progress) -> None:
         now = self.clock()

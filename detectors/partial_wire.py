@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectors.metrics import CATALOG
-from detectors.partials import KeyPartials, PartialFormatError, PartialLayout
+from detectors.partials import ChannelLayout, KeyPartials, PartialFormatError, PartialLayout
 from detectors.sketch import REGISTERS
 
 MAGIC = b"\x00CGB"
@@ -47,7 +47,7 @@ DATA, PROGRESS = 0, 1
 MAX_BUNDLE_BYTES = 256 * 1024  # a segment is split (at run boundaries) to stay below this
 MAX_RECORD_BYTES = 1_000_000  # Kinesis: 1 MiB per record, partition key included
 _HEAD = struct.Struct("<4sBBI")  # magic, version, kind, layout fingerprint
-_BLOCK = struct.Struct("<BIIq")  # key type index, keys, rows, base bucket
+_BLOCK = struct.Struct("<BIIIq")  # key type index, keys, key bytes, rows, base bucket
 _PROGRESS = struct.Struct("<qBH")  # watermark ms, final, number of known sources
 _U4 = struct.Struct("<I")
 
@@ -182,8 +182,23 @@ def _block(kti: int, kp: KeyPartials, rows: np.ndarray, used: np.ndarray, layout
     present = [kp.present(c)[rows] for c in range(len(chans))]
     for c, pr in enumerate(present):
         pres |= pr.astype("<u2") << c
+    shifts = np.arange(REGISTERS, dtype="<u8")
+    counts: list[int] = []
+    cols: list[bytes] = []
+    for c, cl in enumerate(chans):
+        sel = rows[present[c]]
+        counts.append(sel.size)
+        for m in cl.sums:
+            cols.append(kp.sums[c][m][sel].astype(_sum_dtype(m)).tobytes())
+        for m in cl.distincts:
+            r = kp.regs[c][m][sel]
+            nz = r != 0
+            counts.append(int(nz.sum()))
+            cols.append((nz.astype("<u8") << shifts).sum(axis=1).astype("<u4").tobytes())
+            cols.append(r[nz].tobytes())
     out = [
-        _BLOCK.pack(kti, len(kb), rows.size, base),
+        _BLOCK.pack(kti, len(kb), sum(map(len, kb)), rows.size, base),
+        np.asarray(counts, dtype="<u4").tobytes(),  # sizes of what follows: decoding needs no pass
         np.fromiter((len(x) for x in kb), "<u2", len(kb)).tobytes(),
         b"".join(kb),
         kidx.astype("<u4").tobytes(),
@@ -191,138 +206,266 @@ def _block(kti: int, kp: KeyPartials, rows: np.ndarray, used: np.ndarray, layout
         off.astype("<u4").tobytes(),
         run.astype("<u4").tobytes(),
         pres.tobytes(),
+        *cols,
     ]
-    shifts = np.arange(REGISTERS, dtype="<u8")
-    for c, cl in enumerate(chans):
-        sel = rows[present[c]]
-        for m in cl.sums:
-            out.append(kp.sums[c][m][sel].astype(_sum_dtype(m)).tobytes())
-        for m in cl.distincts:
-            r = kp.regs[c][m][sel]
-            nz = r != 0
-            out.append((nz.astype("<u8") << shifts).sum(axis=1).astype("<u4").tobytes())
-            out.append(r[nz].tobytes())
     return b"".join(out)
 
 
 # -- decoding ----------------------------------------------------------------------------------------
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
+@dataclass
+class Decoded:
+    """The records of one delivery, decoded together: the rows of all its data bundles per key
+    type (``run`` = index into ``runs``), the run table (bundle of each run, its end position), the
+    bundles (source, partition) in arrival order, its progress records, and the records refused."""
 
-    def arr(self, dtype: str, count: int) -> np.ndarray:
-        a = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos)
-        self.pos += a.nbytes
-        return a
+    rows: dict[str, KeyPartials] = field(default_factory=dict)
+    bundles: list[tuple[str, int]] = field(default_factory=list)
+    run_bundle: list[int] = field(default_factory=list)
+    run_ends: list[Position] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
+    bad: list[tuple[int, PartialFormatError]] = field(default_factory=list)
 
-    def unpack(self, st: struct.Struct) -> tuple:
-        v = st.unpack_from(self.data, self.pos)
-        self.pos += st.size
-        return v
 
-    def raw(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise PartialFormatError("truncated partial record")
-        b = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return b
+class _Cols:
+    """Byte slices per column, over every block of one key type."""
 
-    def str8(self) -> str:
-        n = self.raw(1)[0]
-        return self.raw(n).decode("utf-8", "surrogatepass")
+    def __init__(self, nch: int) -> None:
+        self.fixed: dict[str, list[memoryview]] = {
+            k: [] for k in ("lens", "keys", "kidx", "boff", "last", "run", "pres")
+        }
+        self.chan: list[dict[str, list[memoryview]]] = [{} for _ in range(nch)]
+        self.nrows: list[int] = []
+        self.nkeys: list[int] = []
+        self.base: list[int] = []
+        self.run0: list[int] = []
+        self.nruns: list[int] = []
+        self.counts: list[tuple[int, ...]] = []
+
+
+def decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
+    """Decode a delivery's partials-stream records in one go: a struct pass over the headers
+    collects each column's bytes, then one ``numpy.frombuffer`` per column and key type. A record
+    that cannot be decoded is reported in ``bad`` and the others are kept."""
+    try:
+        return _decode_many(datas, layout)
+    except PartialFormatError:
+        pass
+    out = Decoded()  # one is bad: find it, keep the rest
+    good: list[bytes] = []
+    for i, d in enumerate(datas):
+        try:
+            _decode_many([d], layout)
+            good.append(d)
+        except PartialFormatError as exc:
+            out.bad.append((i, exc))
+    ok = _decode_many(good, layout)
+    ok.bad = out.bad
+    return ok
 
 
 def decode(data: bytes, layout: PartialLayout) -> DataBundle | Progress:
-    """A partials-stream record; PartialFormatError naming what is wrong (version, layout,
-    truncation)."""
+    """One record; PartialFormatError naming what is wrong (version, layout, truncation)."""
+    d = _decode_many([data], layout)
+    if d.progress:
+        return d.progress[0]
+    source, partition = d.bundles[0]
+    return DataBundle(source, partition, d.run_ends, d.rows)
+
+
+def _fail(exc: Exception) -> PartialFormatError:
+    return (
+        exc
+        if isinstance(exc, PartialFormatError)
+        else PartialFormatError(f"truncated or corrupt partial record ({exc})")
+    )
+
+
+def _decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
+    out = Decoded()
+    fp = layout.fingerprint
+    kts = layout.key_types
+    per_kt: dict[int, _Cols] = {}
+    count_structs = [
+        struct.Struct("<" + "I" * sum(1 + len(cl.distincts) for cl in chans)) for _, chans in kts
+    ]
+    for data in datas:
+        try:
+            _header(data, fp)
+            mv = memoryview(data)
+            pos = _HEAD.size
+            n = data[pos]
+            source = data[pos + 1 : pos + 1 + n].decode("utf-8", "surrogatepass")
+            pos += 1 + n
+            if data[5] == PROGRESS:
+                wm, final, ns = _PROGRESS.unpack_from(data, pos)
+                pos += _PROGRESS.size
+                names = []
+                for _ in range(ns):
+                    n = data[pos]
+                    names.append(data[pos + 1 : pos + 1 + n].decode("utf-8", "surrogatepass"))
+                    pos += 1 + n
+                out.progress.append(Progress(source, wm, tuple(names), bool(final)))
+            else:
+                partition, nruns, elen = struct.unpack_from("<III", data, pos)
+                pos += 12
+                ends_txt = data[pos : pos + elen].decode("ascii")
+                pos += elen
+                ends = (
+                    [(int(a), int(b)) for a, b in (e.split(":") for e in ends_txt.split(","))]
+                    if nruns
+                    else []
+                )
+                if len(ends) != nruns:
+                    raise PartialFormatError(f"partial bundle lists {len(ends)} runs, header says {nruns}")
+                run0 = len(out.run_ends)
+                bidx = len(out.bundles)
+                nblocks = data[pos]
+                pos += 1
+                seen: set[int] = set()
+                for _ in range(nblocks):
+                    kti, nkeys, kbytes, nrows, base = _BLOCK.unpack_from(data, pos)
+                    pos += _BLOCK.size
+                    if kti >= len(kts) or kti in seen:
+                        raise PartialFormatError(
+                            f"partial bundle has a bad or repeated key type block ({kti})"
+                        )
+                    seen.add(kti)
+                    chans = kts[kti][1]
+                    cst = count_structs[kti]
+                    counts = cst.unpack_from(data, pos)
+                    pos += cst.size
+                    cols = per_kt.get(kti)
+                    if cols is None:
+                        cols = per_kt[kti] = _Cols(len(chans))
+                    fx = cols.fixed
+                    for name, size in (("lens", 2 * nkeys), ("keys", kbytes), ("kidx", 4 * nrows),
+                                       ("boff", 4 * nrows), ("last", 4 * nrows), ("run", 4 * nrows),
+                                       ("pres", 2 * nrows)):  # fmt: skip
+                        fx[name].append(mv[pos : pos + size])
+                        pos += size
+                    ci = 0
+                    for c, cl in enumerate(chans):
+                        npres = counts[ci]
+                        ci += 1
+                        ch = cols.chan[c]
+                        for m in cl.sums:
+                            size = npres * (4 if _sum_dtype(m) == "<u4" else 8)
+                            ch.setdefault(m, []).append(mv[pos : pos + size])
+                            pos += size
+                        for m in cl.distincts:
+                            nz = counts[ci]
+                            ci += 1
+                            ch.setdefault("#bits:" + m, []).append(mv[pos : pos + 4 * npres])
+                            pos += 4 * npres
+                            ch.setdefault("#regs:" + m, []).append(mv[pos : pos + nz])
+                            pos += nz
+                    if pos > len(data):
+                        raise PartialFormatError("truncated partial record")
+                    cols.nrows.append(nrows)
+                    cols.nkeys.append(nkeys)
+                    cols.base.append(base)
+                    cols.run0.append(run0)
+                    cols.nruns.append(nruns)
+                    cols.counts.append(counts)
+                out.bundles.append((source, partition))
+                out.run_bundle += [bidx] * nruns
+                out.run_ends += ends
+            if pos != len(data):
+                raise PartialFormatError(f"partial record has {len(data) - pos} trailing bytes")
+        except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise _fail(exc) from None
+    try:
+        for kti, cols in per_kt.items():
+            kt, chans = kts[kti]
+            out.rows[kt] = _columns(cols, chans, layout.bucket_s * 1000)
+    except (ValueError, IndexError) as exc:
+        raise _fail(exc) from None
+    return out
+
+
+def _header(data: bytes, fp: int) -> None:
     if data[:4] == LEGACY_MAGIC:
         raise PartialFormatError(
             f"partial record version 1 (per-key, no source), this build reads version {VERSION}: "
             "run the re-keying and detect stages from the same cfguard release"
         )
-    try:
-        rd = _Reader(data)
-        magic, ver, kind, fp = rd.unpack(_HEAD)
-        if magic != MAGIC:
-            raise PartialFormatError("not a partial record (magic)")
-        if ver != VERSION:
-            raise PartialFormatError(
-                f"partial bundle version {ver}, this build reads version {VERSION}: run the re-keying "
-                "and detect stages from the same cfguard release"
-            )
-        if fp != layout.fingerprint:
-            raise PartialFormatError(
-                "partial record built for another detector configuration (layout fingerprint "
-                f"{fp:08x}, expected {layout.fingerprint:08x}): run both stages with the same config"
-            )
-        source = rd.str8()
-        if kind == PROGRESS:
-            wm, final, n = rd.unpack(_PROGRESS)
-            out: DataBundle | Progress = Progress(source, wm, tuple(rd.str8() for _ in range(n)), bool(final))
-        elif kind == DATA:
-            out = _decode_data(rd, source, layout)
-        else:
-            raise PartialFormatError(f"unknown partial record kind {kind}")
-        if rd.pos != len(data):
-            raise PartialFormatError(f"partial record has {len(data) - rd.pos} trailing bytes")
-        return out
-    except (struct.error, ValueError, IndexError) as exc:
-        if isinstance(exc, PartialFormatError):
-            raise
-        raise PartialFormatError(f"truncated or corrupt partial record ({exc})") from None
+    magic, ver, kind, rfp = _HEAD.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise PartialFormatError("not a partial record (magic)")
+    if ver != VERSION:
+        raise PartialFormatError(
+            f"partial bundle version {ver}, this build reads version {VERSION}: run the re-keying "
+            "and detect stages from the same cfguard release"
+        )
+    if rfp != fp:
+        raise PartialFormatError(
+            "partial record built for another detector configuration (layout fingerprint "
+            f"{rfp:08x}, expected {fp:08x}): run both stages with the same config"
+        )
+    if kind not in (DATA, PROGRESS):
+        raise PartialFormatError(f"unknown partial record kind {kind}")
 
 
-def _decode_data(rd: _Reader, source: str, layout: PartialLayout) -> DataBundle:
-    (partition,) = rd.unpack(_U4)
-    (nruns,) = rd.unpack(_U4)
-    (elen,) = rd.unpack(_U4)
-    ends_txt = rd.raw(elen).decode("ascii")
-    run_ends = [(int(a), int(b)) for a, b in (e.split(":") for e in ends_txt.split(","))] if nruns else []
-    if len(run_ends) != nruns:
-        raise PartialFormatError(f"partial bundle lists {len(run_ends)} runs, header says {nruns}")
-    bundle = DataBundle(source, partition, run_ends)
-    nblocks = rd.raw(1)[0]
-    bs_ms = layout.bucket_s * 1000
-    for _ in range(nblocks):
-        kti, nkeys, n, base = rd.unpack(_BLOCK)
-        kt, chans = layout.key_types[kti]
-        lens = rd.arr("<u2", nkeys)
-        blob = rd.raw(int(lens.sum()))
-        ends = np.cumsum(lens).tolist()
-        starts = [0, *ends[:-1]]
-        names = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)]
-        kidx = rd.arr("<u4", n)
-        if n and int(kidx.max()) >= nkeys:
-            raise PartialFormatError("partial bundle row refers to a key it does not carry")
-        bucket = rd.arr("<u4", n).astype(np.int64) + base
-        last_ms = rd.arr("<u4", n).astype(np.int64) + bucket * bs_ms
-        run = rd.arr("<u4", n).astype(np.int64)
-        if n and int(run.max()) >= nruns:
-            raise PartialFormatError("partial bundle row refers to a run it does not list")
-        pres = rd.arr("<u2", n)
-        kp = KeyPartials(keys=[names[i] for i in kidx.tolist()], bucket=bucket, last_ms=last_ms, run=run)
-        for c, cl in enumerate(chans):
-            pr = np.flatnonzero(pres & (1 << c))
-            sums = {}
-            for m in cl.sums:
-                v = np.zeros(n)
-                v[pr] = rd.arr(_sum_dtype(m), pr.size)
-                sums[m] = v
-            regs = {}
-            for m in cl.distincts:
-                bits = rd.arr("<u4", pr.size)
-                nz = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little").astype(bool)
-                sub = np.zeros((pr.size, REGISTERS), dtype=np.uint8)
-                sub[nz] = rd.arr("u1", int(nz.sum()))
-                r = np.zeros((n, REGISTERS), dtype=np.uint8)
-                r[pr] = sub
-                regs[m] = r
-            kp.sums.append(sums)
-            kp.regs.append(regs)
-        if kt in bundle.parts:
-            raise PartialFormatError(f"partial bundle has two blocks of key type {kt!r}")
-        bundle.parts[kt] = kp
-    return bundle
+def _join(parts: list[memoryview], dtype: str) -> np.ndarray:
+    return np.frombuffer(b"".join(parts), dtype=dtype)
+
+
+def _columns(cols: _Cols, chans: tuple[ChannelLayout, ...], bs_ms: int) -> KeyPartials:
+    fx = cols.fixed
+    nrows = np.asarray(cols.nrows, dtype=np.int64)
+    n = int(nrows.sum())
+    lens = _join(fx["lens"], "<u2")
+    blob = b"".join(fx["keys"])
+    if int(lens.sum()) != len(blob):
+        raise PartialFormatError("partial bundle key table does not match its key bytes")
+    ends = np.cumsum(lens).tolist()
+    names = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    nkeys = np.asarray(cols.nkeys, dtype=np.int64)
+    kidx = _join(fx["kidx"], "<u4").astype(np.int64)
+    run = _join(fx["run"], "<u4").astype(np.int64)
+    if n and (np.any(kidx >= np.repeat(nkeys, nrows)) or np.any(run >= np.repeat(cols.nruns, nrows))):
+        raise PartialFormatError("partial bundle row refers to a key or run it does not carry")
+    kidx += np.repeat(np.cumsum(nkeys) - nkeys, nrows)
+    bucket = _join(fx["boff"], "<u4").astype(np.int64) + np.repeat(
+        np.asarray(cols.base, dtype=np.int64), nrows
+    )
+    last_ms = _join(fx["last"], "<u4").astype(np.int64) + bucket * bs_ms
+    pres = _join(fx["pres"], "<u2")
+    kp = KeyPartials(
+        keys=[names[i] for i in kidx.tolist()],
+        bucket=bucket,
+        last_ms=last_ms,
+        run=run + np.repeat(np.asarray(cols.run0, dtype=np.int64), nrows),
+    )
+    counts = np.asarray(cols.counts, dtype=np.int64).reshape(len(cols.nrows), -1)
+    block_of_row = np.repeat(np.arange(len(cols.nrows)), nrows)
+    ci = 0
+    for c, cl in enumerate(chans):
+        pr = np.flatnonzero(pres & (1 << c))
+        if not np.array_equal(np.bincount(block_of_row[pr], minlength=len(cols.nrows)), counts[:, ci]):
+            raise PartialFormatError("partial bundle presence mask does not match its counts")
+        ci += 1
+        ch = cols.chan[c]
+        sums = {}
+        for m in cl.sums:
+            v = np.zeros(n)
+            v[pr] = _join(ch[m], _sum_dtype(m))
+            sums[m] = v
+        regs = {}
+        for m in cl.distincts:
+            bits = _join(ch["#bits:" + m], "<u4")
+            nz = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little").astype(bool)
+            vals = _join(ch["#regs:" + m], "u1")
+            if int(nz.sum()) != vals.size or int(counts[:, ci].sum()) != vals.size:
+                raise PartialFormatError("partial bundle register mask does not match its registers")
+            ci += 1
+            sub = np.zeros((pr.size, REGISTERS), dtype=np.uint8)
+            sub[nz] = vals
+            r = np.zeros((n, REGISTERS), dtype=np.uint8)
+            r[pr] = sub
+            regs[m] = r
+        kp.sums.append(sums)
+        kp.regs.append(regs)
+    return kp

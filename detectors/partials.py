@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,7 +79,7 @@ class PartialLayout:
             )
         return cls(bucket_s, tuple(kts))
 
-    @property
+    @cached_property
     def fingerprint(self) -> int:
         doc = repr(
             (

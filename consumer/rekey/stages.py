@@ -99,19 +99,21 @@ class DetectPipeline(Pipeline):
 
     def process(self, lines: Sequence[bytes | str], source: str = "") -> list[Decision]:
         raw: list[bytes | str] = []
-        parts: list[Any] = []
-        layout = self.bucket_engine.layout
+        records: list[bytes] = []
         for line in lines:
             if isinstance(line, bytes) and wire.is_partial(line):
-                try:
-                    parts.append(wire.decode(line, layout))
-                except partials.PartialFormatError as exc:
-                    self.bad_partials += 1
-                    self.quarantine.add("bad_partial", line, source)
-                    if self.bad_partials <= 10:
-                        log.error("%s: undecodable partial record: %s", source, exc)
+                records.append(line)
             else:
                 raw.append(line)
+        parts: list[Any] = []
+        if records:
+            decoded = wire.decode_many(records, self.bucket_engine.layout)
+            for i, exc in decoded.bad:
+                self.bad_partials += 1
+                self.quarantine.add("bad_partial", records[i], source)
+                if self.bad_partials <= 10:
+                    log.error("%s: undecodable partial record: %s", source, exc)
+            parts.append(decoded)
         self.partial_records += len(lines) - len(raw)
         self.counters.records += len(lines) - len(raw)
         if raw:

@@ -67,13 +67,14 @@ def _config(
 
 def _traffic() -> list[bytes]:
     lines = [x for b in generate(seed=21, duration_s=240, rate=15, batch_size=5000) for x in b]
-    # Trailing requests from many addresses, a minute later: every detect shard sees newer partials,
-    # so the buckets before them are complete there.
+    # Trailing requests from many addresses, a minute later and over a few seconds: every raw shard
+    # gets some in more than one bucket, so it publishes past the traffic (a shard's last bucket
+    # waits for a later record) and every source's progress completes the buckets before them.
     last = lines[-1].split(b"\t")
     t_end = float(last[0]) + 60
     for i in range(64):
         f = list(last)
-        f[0] = f"{t_end + i * 0.01:.3f}".encode()
+        f[0] = f"{t_end + i * 0.05:.3f}".encode()
         f[1] = f"198.18.{i // 250}.{i % 250}".encode()
         lines.append(b"\t".join(f))
     return lines
