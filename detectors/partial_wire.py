@@ -228,20 +228,19 @@ class Decoded:
     bad: list[tuple[int, PartialFormatError]] = field(default_factory=list)
 
 
-class _Cols:
-    """Byte slices per column, over every block of one key type."""
+class _Plan:
+    """Per key type: how a block's counts table sizes its columns."""
 
-    def __init__(self, nch: int) -> None:
-        self.fixed: dict[str, list[memoryview]] = {
-            k: [] for k in ("lens", "keys", "kidx", "boff", "last", "run", "pres")
-        }
-        self.chan: list[dict[str, list[memoryview]]] = [{} for _ in range(nch)]
-        self.nrows: list[int] = []
-        self.nkeys: list[int] = []
-        self.base: list[int] = []
-        self.run0: list[int] = []
-        self.nruns: list[int] = []
-        self.counts: list[tuple[int, ...]] = []
+    def __init__(self, chans: tuple[ChannelLayout, ...]) -> None:
+        self.chans = chans
+        self.weights: list[int] = []  # bytes per unit of each counts entry
+        for cl in chans:
+            self.weights.append(
+                sum(4 if _sum_dtype(m) == "<u4" else 8 for m in cl.sums) + 4 * len(cl.distincts)
+            )
+            self.weights += [1] * len(cl.distincts)
+        self.counts = struct.Struct("<" + "I" * len(self.weights))
+        self.blocks: list[tuple[bytes, int, int, int, int, int, int, int, tuple[int, ...], int]] = []
 
 
 def decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
@@ -286,14 +285,10 @@ def _decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
     out = Decoded()
     fp = layout.fingerprint
     kts = layout.key_types
-    per_kt: dict[int, _Cols] = {}
-    count_structs = [
-        struct.Struct("<" + "I" * sum(1 + len(cl.distincts) for cl in chans)) for _, chans in kts
-    ]
+    plans = [_Plan(chans) for _, chans in kts]
     for data in datas:
         try:
             _header(data, fp)
-            mv = memoryview(data)
             pos = _HEAD.size
             n = data[pos]
             source = data[pos + 1 : pos + 1 + n].decode("utf-8", "surrogatepass")
@@ -320,66 +315,38 @@ def _decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
                 if len(ends) != nruns:
                     raise PartialFormatError(f"partial bundle lists {len(ends)} runs, header says {nruns}")
                 run0 = len(out.run_ends)
-                bidx = len(out.bundles)
                 nblocks = data[pos]
                 pos += 1
-                seen: set[int] = set()
+                seen = 0
                 for _ in range(nblocks):
                     kti, nkeys, kbytes, nrows, base = _BLOCK.unpack_from(data, pos)
                     pos += _BLOCK.size
-                    if kti >= len(kts) or kti in seen:
+                    if kti >= len(kts) or seen & (1 << kti):
                         raise PartialFormatError(
                             f"partial bundle has a bad or repeated key type block ({kti})"
                         )
-                    seen.add(kti)
-                    chans = kts[kti][1]
-                    cst = count_structs[kti]
-                    counts = cst.unpack_from(data, pos)
-                    pos += cst.size
-                    cols = per_kt.get(kti)
-                    if cols is None:
-                        cols = per_kt[kti] = _Cols(len(chans))
-                    fx = cols.fixed
-                    for name, size in (("lens", 2 * nkeys), ("keys", kbytes), ("kidx", 4 * nrows),
-                                       ("boff", 4 * nrows), ("last", 4 * nrows), ("run", 4 * nrows),
-                                       ("pres", 2 * nrows)):  # fmt: skip
-                        fx[name].append(mv[pos : pos + size])
-                        pos += size
-                    ci = 0
-                    for c, cl in enumerate(chans):
-                        npres = counts[ci]
-                        ci += 1
-                        ch = cols.chan[c]
-                        for m in cl.sums:
-                            size = npres * (4 if _sum_dtype(m) == "<u4" else 8)
-                            ch.setdefault(m, []).append(mv[pos : pos + size])
-                            pos += size
-                        for m in cl.distincts:
-                            nz = counts[ci]
-                            ci += 1
-                            ch.setdefault("#bits:" + m, []).append(mv[pos : pos + 4 * npres])
-                            pos += 4 * npres
-                            ch.setdefault("#regs:" + m, []).append(mv[pos : pos + nz])
-                            pos += nz
-                    if pos > len(data):
+                    seen |= 1 << kti
+                    plan = plans[kti]
+                    counts = plan.counts.unpack_from(data, pos)
+                    pos += plan.counts.size
+                    size = 2 * nkeys + kbytes + 18 * nrows
+                    for c, w in zip(counts, plan.weights, strict=True):
+                        size += c * w
+                    if pos + size > len(data):
                         raise PartialFormatError("truncated partial record")
-                    cols.nrows.append(nrows)
-                    cols.nkeys.append(nkeys)
-                    cols.base.append(base)
-                    cols.run0.append(run0)
-                    cols.nruns.append(nruns)
-                    cols.counts.append(counts)
+                    plan.blocks.append((data, pos, size, nkeys, kbytes, nrows, base, run0, counts, nruns))
+                    pos += size
                 out.bundles.append((source, partition))
-                out.run_bundle += [bidx] * nruns
+                out.run_bundle += [len(out.bundles) - 1] * nruns
                 out.run_ends += ends
             if pos != len(data):
                 raise PartialFormatError(f"partial record has {len(data) - pos} trailing bytes")
         except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
             raise _fail(exc) from None
     try:
-        for kti, cols in per_kt.items():
-            kt, chans = kts[kti]
-            out.rows[kt] = _columns(cols, chans, layout.bucket_s * 1000)
+        for (kt, _), plan in zip(kts, plans, strict=True):
+            if plan.blocks:
+                out.rows[kt] = _columns(plan, layout.bucket_s * 1000)
     except (ValueError, IndexError) as exc:
         raise _fail(exc) from None
     return out
@@ -408,59 +375,77 @@ def _header(data: bytes, fp: int) -> None:
         raise PartialFormatError(f"unknown partial record kind {kind}")
 
 
-def _join(parts: list[memoryview], dtype: str) -> np.ndarray:
-    return np.frombuffer(b"".join(parts), dtype=dtype)
+class _Gather:
+    """The blocks of one key type as one byte buffer, and each column's segments gathered from it."""
+
+    def __init__(self, plan: _Plan) -> None:
+        bl = plan.blocks
+        self.buf = np.frombuffer(b"".join(memoryview(d)[p : p + z] for d, p, z, *_ in bl), dtype=np.uint8)
+        sizes = np.fromiter((z for _, _, z, *_ in bl), np.int64, len(bl))
+        self.pos = np.cumsum(sizes) - sizes  # where each block's next column starts
+
+    def take(self, seg: np.ndarray, dtype: str) -> np.ndarray:
+        """The next column: ``seg`` bytes in each block."""
+        total = int(seg.sum())
+        starts = self.pos
+        self.pos = self.pos + seg
+        if total == 0:
+            return np.zeros(0, dtype=dtype)
+        idx = np.repeat(starts - (np.cumsum(seg) - seg), seg) + np.arange(total)
+        return self.buf[idx].view(dtype)
 
 
-def _columns(cols: _Cols, chans: tuple[ChannelLayout, ...], bs_ms: int) -> KeyPartials:
-    fx = cols.fixed
-    nrows = np.asarray(cols.nrows, dtype=np.int64)
+def _columns(plan: _Plan, bs_ms: int) -> KeyPartials:
+    bl = plan.blocks
+    nb = len(bl)
+    nkeys = np.fromiter((b[3] for b in bl), np.int64, nb)
+    kbytes = np.fromiter((b[4] for b in bl), np.int64, nb)
+    nrows = np.fromiter((b[5] for b in bl), np.int64, nb)
+    base = np.fromiter((b[6] for b in bl), np.int64, nb)
+    run0 = np.fromiter((b[7] for b in bl), np.int64, nb)
+    counts = np.asarray([b[8] for b in bl], dtype=np.int64).reshape(nb, -1)
+    nruns = np.fromiter((b[9] for b in bl), np.int64, nb)
+    g = _Gather(plan)
     n = int(nrows.sum())
-    lens = _join(fx["lens"], "<u2")
-    blob = b"".join(fx["keys"])
-    if int(lens.sum()) != len(blob):
-        raise PartialFormatError("partial bundle key table does not match its key bytes")
+    lens = g.take(2 * nkeys, "<u2")
+    blob = g.take(kbytes, "u1").tobytes()
     ends = np.cumsum(lens).tolist()
     names = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-    nkeys = np.asarray(cols.nkeys, dtype=np.int64)
-    kidx = _join(fx["kidx"], "<u4").astype(np.int64)
-    run = _join(fx["run"], "<u4").astype(np.int64)
-    if n and (np.any(kidx >= np.repeat(nkeys, nrows)) or np.any(run >= np.repeat(cols.nruns, nrows))):
+    kidx = g.take(4 * nrows, "<u4").astype(np.int64)
+    boff = g.take(4 * nrows, "<u4").astype(np.int64)
+    last = g.take(4 * nrows, "<u4").astype(np.int64)
+    run = g.take(4 * nrows, "<u4").astype(np.int64)
+    pres = g.take(2 * nrows, "<u2")
+    if n and (np.any(kidx >= np.repeat(nkeys, nrows)) or np.any(run >= np.repeat(nruns, nrows))):
         raise PartialFormatError("partial bundle row refers to a key or run it does not carry")
+    run += np.repeat(run0, nrows)
     kidx += np.repeat(np.cumsum(nkeys) - nkeys, nrows)
-    bucket = _join(fx["boff"], "<u4").astype(np.int64) + np.repeat(
-        np.asarray(cols.base, dtype=np.int64), nrows
-    )
-    last_ms = _join(fx["last"], "<u4").astype(np.int64) + bucket * bs_ms
-    pres = _join(fx["pres"], "<u2")
+    bucket = boff + np.repeat(base, nrows)
     kp = KeyPartials(
-        keys=[names[i] for i in kidx.tolist()],
-        bucket=bucket,
-        last_ms=last_ms,
-        run=run + np.repeat(np.asarray(cols.run0, dtype=np.int64), nrows),
+        keys=[names[i] for i in kidx.tolist()], bucket=bucket, last_ms=last + bucket * bs_ms, run=run
     )
-    counts = np.asarray(cols.counts, dtype=np.int64).reshape(len(cols.nrows), -1)
-    block_of_row = np.repeat(np.arange(len(cols.nrows)), nrows)
+    block_of_row = np.repeat(np.arange(nb), nrows)
     ci = 0
-    for c, cl in enumerate(chans):
+    for c, cl in enumerate(plan.chans):
         pr = np.flatnonzero(pres & (1 << c))
-        if not np.array_equal(np.bincount(block_of_row[pr], minlength=len(cols.nrows)), counts[:, ci]):
+        npres = counts[:, ci]
+        if not np.array_equal(np.bincount(block_of_row[pr], minlength=nb), npres):
             raise PartialFormatError("partial bundle presence mask does not match its counts")
         ci += 1
-        ch = cols.chan[c]
         sums = {}
         for m in cl.sums:
+            dt = _sum_dtype(m)
             v = np.zeros(n)
-            v[pr] = _join(ch[m], _sum_dtype(m))
+            v[pr] = g.take(npres * (4 if dt == "<u4" else 8), dt)
             sums[m] = v
         regs = {}
         for m in cl.distincts:
-            bits = _join(ch["#bits:" + m], "<u4")
-            nz = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little").astype(bool)
-            vals = _join(ch["#regs:" + m], "u1")
-            if int(nz.sum()) != vals.size or int(counts[:, ci].sum()) != vals.size:
-                raise PartialFormatError("partial bundle register mask does not match its registers")
+            bits = g.take(4 * npres, "<u4")
+            vals = g.take(counts[:, ci], "u1")
             ci += 1
+            nz = np.unpackbits(bits.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little").astype(bool)
+            if int(nz.sum()) != vals.size:
+                raise PartialFormatError("partial bundle register mask does not match its registers")
             sub = np.zeros((pr.size, REGISTERS), dtype=np.uint8)
             sub[nz] = vals
             r = np.zeros((n, REGISTERS), dtype=np.uint8)
