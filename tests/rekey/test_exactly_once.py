@@ -14,6 +14,7 @@ from consumer.rekey.factory import build_pipeline
 from consumer.rekey.stages import DetectPipeline, RekeyPipeline
 from consumer.rekey.streams import StaticView
 from consumer.traffic import generate
+from detectors import partial_wire
 
 SHARDS = 4
 NAMES = [f"shardId-00000000000{i}" for i in range(SHARDS)]
@@ -170,3 +171,32 @@ def test_a_restarted_rekey_processor_changes_nothing(shards, single) -> None:  #
     for k in ("records", "windows_closed", "findings", "tracked_keys.ip", "tracked_keys.user"):
         assert st[k] == rs[k], k
     assert st["partial_rows"] == rs["partial_rows"]  # runs are cut by content: the same rows
+
+
+def test_the_kcl_processor_checkpoints_before_the_held_run_and_publishes_it_at_shard_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from consumer.kcl.config import CheckpointConfig, KclConfig
+    from consumer.kcl.processor import ShardProcessor
+    from tests.kcl.protocol import checkpoint_reply, drive, initialize, line45, process, record
+
+    sink = Sink()
+    cfg = KclConfig(checkpoint=CheckpointConfig(every_records=4, every_s=3600), status_dir=None)
+    proc = ShardProcessor(cfg, lambda: _rekey(sink, NAMES[:1]), None, sleep=lambda s: None)
+    t0 = 1_764_000_000.0
+    times = [t0 + 0.1, t0 + 0.5, t0 + 1.2, t0 + 1.3, t0 + 1.9]  # buckets 0, 0, 1, 1, 1
+    recs = [record(SEQ0 + i, line45(t, f"10.0.0.{i}")) for i, t in enumerate(times)]
+    out = drive(
+        proc,
+        [initialize(NAMES[0]), process(recs[:2]), process(recs[2:]), checkpoint_reply(str(SEQ0 + 1))],
+    )
+    # 5 records delivered, but bucket 1's run is still open: the checkpoint stops after bucket 0's
+    assert [m["sequenceNumber"] for m in out if m["action"] == "checkpoint"] == [str(SEQ0 + 1)]
+    rk = proc.pipeline
+    assert isinstance(rk, RekeyPipeline) and rk.stats()["topology"]["held_records"] == 3
+    assert rk.durable_position() == (SEQ0 + 1, 0)
+    drive(proc, [{"action": "shardEnded"}, checkpoint_reply()])
+    assert rk.stats()["topology"]["held_records"] == 0
+    last = partial_wire.decode(sink.records[-1][1], rk.bucket_engine.layout)
+    assert isinstance(last, partial_wire.Progress) and last.final and last.source == NAMES[0]
+    data = [partial_wire.decode(d, rk.bucket_engine.layout) for _, d in sink.records]
+    ends = {e for d in data if isinstance(d, partial_wire.DataBundle) for e in d.run_ends}
+    assert ends == {(SEQ0 + 1, 0), (SEQ0 + 4, 0)}  # the two runs, each published once
