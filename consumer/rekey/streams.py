@@ -89,6 +89,9 @@ class KinesisView:
         self._at = now
         try:
             self._sources = sorted(s["ShardId"] for s in _open_shards(self.client, self.raw_stream))
+        except Exception as exc:
+            log.warning("cannot list the shards of %s (%s); keeping the last answer", self.raw_stream, exc)
+        try:
             keys = []
             for s in _open_shards(self.client, self.partials_stream):
                 r = s["HashKeyRange"]
@@ -98,8 +101,9 @@ class KinesisView:
                 keys.append(self._ranges[rk])
             self._keys = keys
         except Exception as exc:
-            log.warning("cannot list the shards of %s / %s (%s); keeping the last answer",
-                        self.raw_stream, self.partials_stream, exc)  # fmt: skip
+            log.warning(
+                "cannot list the shards of %s (%s); keeping the last answer", self.partials_stream, exc
+            )
 
     def open_sources(self) -> list[str]:
         self._refresh()
