@@ -144,13 +144,12 @@ def encode_data(
     for p in sorted(by_part):
         blocks = by_part[p]
         used = np.unique(np.concatenate([kp.run[rows] for _, kp, rows in blocks]))  # type: ignore[index]
-        ends = ",".join(f"{run_ends[r][0]}:{run_ends[r][1]}" for r in used.tolist()).encode()
+        ends = b"".join(_end(run_ends[r]) for r in used.tolist())
         body = [
             _HEAD.pack(MAGIC, VERSION, DATA, layout.fingerprint),
             _str8(source),
             _U4.pack(p),
             _U4.pack(len(used)),
-            _U4.pack(len(ends)),
             ends,
             bytes([len(blocks)]),
         ]
@@ -164,6 +163,14 @@ def encode_data(
             )
         out.append((f"p{p}", data))
     return out
+
+
+def _end(pos: Position) -> bytes:
+    """A stream position: length-prefixed big-endian sequence number (they exceed 128 bits), then
+    the sub-sequence number."""
+    seq, sub = pos
+    n = max(1, (seq.bit_length() + 7) // 8)
+    return bytes([n]) + seq.to_bytes(n, "big") + _U4.pack(sub)
 
 
 def _block(kti: int, kp: KeyPartials, rows: np.ndarray, used: np.ndarray, layout: PartialLayout) -> bytes:
@@ -183,22 +190,18 @@ def _block(kti: int, kp: KeyPartials, rows: np.ndarray, used: np.ndarray, layout
     for c, pr in enumerate(present):
         pres |= pr.astype("<u2") << c
     shifts = np.arange(REGISTERS, dtype="<u8")
-    counts: list[int] = []
     cols: list[bytes] = []
     for c, cl in enumerate(chans):
         sel = rows[present[c]]
-        counts.append(sel.size)
         for m in cl.sums:
             cols.append(kp.sums[c][m][sel].astype(_sum_dtype(m)).tobytes())
         for m in cl.distincts:
             r = kp.regs[c][m][sel]
             nz = r != 0
-            counts.append(int(nz.sum()))
             cols.append((nz.astype("<u8") << shifts).sum(axis=1).astype("<u4").tobytes())
             cols.append(r[nz].tobytes())
     out = [
         _BLOCK.pack(kti, len(kb), sum(map(len, kb)), rows.size, base),
-        np.asarray(counts, dtype="<u4").tobytes(),  # sizes of what follows: decoding needs no pass
         np.fromiter((len(x) for x in kb), "<u2", len(kb)).tobytes(),
         b"".join(kb),
         kidx.astype("<u4").tobytes(),
@@ -229,18 +232,32 @@ class Decoded:
 
 
 class _Plan:
-    """Per key type: how a block's counts table sizes its columns."""
+    """Per key type: the blocks found, and what sizes their columns."""
 
     def __init__(self, chans: tuple[ChannelLayout, ...]) -> None:
         self.chans = chans
-        self.weights: list[int] = []  # bytes per unit of each counts entry
-        for cl in chans:
-            self.weights.append(
-                sum(4 if _sum_dtype(m) == "<u4" else 8 for m in cl.sums) + 4 * len(cl.distincts)
-            )
-            self.weights += [1] * len(cl.distincts)
-        self.counts = struct.Struct("<" + "I" * len(self.weights))
+        self.sum_bytes = [sum(4 if _sum_dtype(m) == "<u4" else 8 for m in cl.sums) for cl in chans]
+        self.units = [(1 << c).to_bytes(2, "little") for c in range(len(chans))]
         self.blocks: list[tuple[bytes, int, int, int, int, int, int, int, tuple[int, ...], int]] = []
+
+    def sizes(
+        self, data: bytes, pos: int, nkeys: int, kbytes: int, nrows: int
+    ) -> tuple[int, tuple[int, ...]]:
+        """A block's size and its counts (rows present per channel, then non-zero registers per
+        distinct metric), from its presence masks and register masks (population counts)."""
+        at = pos + 2 * nkeys + kbytes + 16 * nrows
+        pres = int.from_bytes(data[at : at + 2 * nrows], "little")
+        at += 2 * nrows
+        counts: list[int] = []
+        for c, cl in enumerate(self.chans):
+            npres = (pres & int.from_bytes(self.units[c] * nrows, "little")).bit_count()
+            counts.append(npres)
+            at += npres * self.sum_bytes[c]
+            for _ in cl.distincts:
+                nz = int.from_bytes(data[at : at + 4 * npres], "little").bit_count()
+                counts.append(nz)
+                at += 4 * npres + nz
+        return at - pos, tuple(counts)
 
 
 def decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
@@ -303,17 +320,14 @@ def _decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
                     pos += 1 + n
                 out.progress.append(Progress(source, wm, tuple(names), bool(final)))
             else:
-                partition, nruns, elen = struct.unpack_from("<III", data, pos)
-                pos += 12
-                ends_txt = data[pos : pos + elen].decode("ascii")
-                pos += elen
-                ends = (
-                    [(int(a), int(b)) for a, b in (e.split(":") for e in ends_txt.split(","))]
-                    if nruns
-                    else []
-                )
-                if len(ends) != nruns:
-                    raise PartialFormatError(f"partial bundle lists {len(ends)} runs, header says {nruns}")
+                partition, nruns = struct.unpack_from("<II", data, pos)
+                pos += 8
+                ends = []
+                for _ in range(nruns):
+                    n = data[pos]
+                    (sub,) = _U4.unpack_from(data, pos + 1 + n)
+                    ends.append((int.from_bytes(data[pos + 1 : pos + 1 + n], "big"), sub))
+                    pos += 5 + n
                 run0 = len(out.run_ends)
                 nblocks = data[pos]
                 pos += 1
@@ -327,11 +341,7 @@ def _decode_many(datas: Sequence[bytes], layout: PartialLayout) -> Decoded:
                         )
                     seen |= 1 << kti
                     plan = plans[kti]
-                    counts = plan.counts.unpack_from(data, pos)
-                    pos += plan.counts.size
-                    size = 2 * nkeys + kbytes + 18 * nrows
-                    for c, w in zip(counts, plan.weights, strict=True):
-                        size += c * w
+                    size, counts = plan.sizes(data, pos, nkeys, kbytes, nrows)
                     if pos + size > len(data):
                         raise PartialFormatError("truncated partial record")
                     plan.blocks.append((data, pos, size, nkeys, kbytes, nrows, base, run0, counts, nruns))
