@@ -200,3 +200,27 @@ def test_the_kcl_processor_checkpoints_before_the_held_run_and_publishes_it_at_s
     data = [partial_wire.decode(d, rk.bucket_engine.layout) for _, d in sink.records]
     ends = {e for d in data if isinstance(d, partial_wire.DataBundle) for e in d.run_ends}
     assert ends == {(SEQ0 + 1, 0), (SEQ0 + 4, 0)}  # the two runs, each published once
+
+
+def test_per_source_progress_and_applied_runs_survive_a_detect_restart(shards, single) -> None:  # type: ignore[no-untyped-def]
+    """The detect processor restarts from its snapshot mid-way, and the re-keying stage re-publishes
+    a stretch it had published before the snapshot: still the one-shard decisions."""
+    rng = np.random.default_rng(10)
+    sink = Sink()
+    for name, recs in zip(NAMES, shards, strict=True):
+        rk = _rekey(sink, NAMES)
+        _deliver(rk, recs, name, rng, 200, 3000)
+        rk.end_of_shard()
+    records = [d for _, d in sink.records]
+    half = len(records) // 2
+    first = build_pipeline(_cfg("detect"), dry_run=True)
+    got = [d for a in range(0, half, 300) for d in first.process(records[a : min(a + 300, half)], "p")]
+    second = build_pipeline(_cfg("detect"), dry_run=True)
+    second.restore(first.snapshot())
+    st = second.stats()["engine"]
+    assert st["partial_sources"] == SHARDS and st["partial_pending_rows"] > 0
+    again = records[half // 2 :]  # a re-published stretch, then the rest
+    got += [d for a in range(0, len(again), 300) for d in second.process(again[a : a + 300], "p")]
+    got += second.drain()
+    assert second.stats()["engine"]["partial_duplicate_rows"] > 0
+    assert [_key(d) for d in got] == single
