@@ -319,7 +319,7 @@ class RekeyPipeline(Pipeline):
         ends_at = np.flatnonzero(np.r_[run[1:] != run[:-1], True])
         run_ends = [pos[i] for i in ends_at.tolist()]
         result = self.parser.parse(lines)
-        if not result.malformed:
+        if not result.malformed and len(result.batch) == len(lines):  # record i is line i
             batch = self.accept(result, len(lines), source)
             parts = self.bucket_engine.parts(batch, run) if batch is not None else []
         else:  # which lines were refused is not reported: parse run by run
