@@ -172,7 +172,8 @@ def test_two_stages_on_four_random_shards_decide_as_one_shard(stack: StackInfo, 
         recs = [json.loads(x) for x in decisions.read_text().splitlines()] if decisions.exists() else []
         got = sorted(_key(r) for r in recs)
         assert got == expected, (
-            f"{len(got)} vs {len(expected)} decisions\n"
+            f"{len(got)} vs {len(expected)} decisions; missing {sorted(set(expected) - set(got))[:5]}; "
+            f"extra {sorted(set(got) - set(expected))[:5]}\n{_engine_stats(tmp_path)}\n"
             + (tmp_path / "daemon-two-stage-detect.log").read_text(errors="replace")[-3000:]
         )
         part_shards = {s["ShardId"] for s in k.list_shards(StreamName=PARTS)["Shards"]}
@@ -230,6 +231,7 @@ def test_a_backlog_read_at_start_decides_as_one_shard(stack: StackInfo, tmp_path
         extra = sorted(set(got) - set(expected))[:5]
         assert got == expected, (
             f"{len(got)} vs {len(expected)} decisions; missing {missing}; extra {extra}\n"
+            f"{_engine_stats(tmp_path)}\n"
             + (tmp_path / f"daemon-{app}-detect.log").read_text(errors="replace")[-3000:]
         )
         assert all(_ts(r["event_time"]) < t_tick for r in recs)
@@ -250,3 +252,13 @@ def _status(d: Path) -> list[dict]:
         except ValueError:
             continue
     return out
+
+
+def _engine_stats(tmp: Path) -> list[dict]:
+    """What each detect processor counted (late, duplicate, dropped rows, sources): for a failure."""
+    keep = ("partial", "late", "future", "records", "window_late")
+    return [
+        {k: v for k, v in s["pipeline"].get("engine", {}).items() if k.startswith(keep)}
+        for s in _status(tmp / "status")
+        if "pipeline" in s
+    ]
