@@ -224,3 +224,16 @@ def test_per_source_progress_and_applied_runs_survive_a_detect_restart(shards, s
     got += second.drain()
     assert second.stats()["engine"]["partial_duplicate_rows"] > 0
     assert [_key(d) for d in got] == single
+
+
+def test_a_live_reload_of_the_rekey_stage_keeps_its_held_run(shards) -> None:  # type: ignore[no-untyped-def]
+    sink = Sink()
+    rk = _rekey(sink, NAMES)
+    recs = shards[0][:300]
+    rk.process_positioned([x for x, _ in recs], [p for _, p in recs], NAMES[0])
+    held, pos = rk.stats()["topology"]["held_records"], rk.durable_position()
+    assert held > 0
+    new = rk.reconfigured(_cfg("rekey"))
+    assert isinstance(new, RekeyPipeline) and new is not rk
+    assert new.stats()["topology"]["held_records"] == held and new.durable_position() == pos
+    assert new.stats()["topology"]["raw_records"] == 300
