@@ -44,8 +44,8 @@ def test_throttled_checkpoint_retried_lease_lost_and_resumed_without_double_bloc
 
     Verified failing without the protections: with a random idempotency key (``uuid4().hex`` in
     ``actions/idempotency.py``) B and S are ``applied`` twice; with the snapshot restore off
-    (``ShardProcessor._restore`` returning at once) S is never blocked again after the lease moves
-    (its first 30 requests are only in C1's snapshot); with ``ThrottlingException`` removed from
+    (``ShardProcessor._restore`` returning at once) no processor resumes with C1's state (S's first
+    30 requests are only in it); with ``ThrottlingException`` removed from
     ``checkpoint.RETRYABLE`` the policy gives up at once (no ``retry 1`` line).
     """
     app = "it-faults-ckpt"  # no "checkpoint" in the table name: body_contains must only match writes
