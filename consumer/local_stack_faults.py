@@ -30,7 +30,15 @@ An outage rule: ``{"outage": "503", "seconds": 15}`` answers every request (or o
 ``"service"``) with that service's 503 error; ``{"outage": "down", "seconds": 15}`` closes the
 listener itself: connections are refused for 15 s, then the same server (same moto state) listens
 on the same port again. ``down`` needs the server loop of :func:`serve_with_restarts`
-(:class:`consumer.local_stack.LocalStack` runs it); it starts ~0.2 s after the answer.
+(:class:`consumer.local_stack.LocalStack` runs it); it starts ~0.2 s after the answer, is not listed
+among the rules, and counts in ``restarts`` once the listener is back.
+
+From a test (``Faults`` is the client)::
+
+    faults = Faults(stack.endpoint)
+    rid = faults.add(service="lambda", operation="Invoke", error="TooManyRequestsException", seconds=60)
+    faults.outage(15, kind="down")      # or kind="503", service="s3"
+    faults.injected(rid); faults.state()["seen"]; faults.clear()
 
 ``GET`` answers ``{"rules": [{..., "id", "active", "injected", "remaining", "expires_in", "first_at",
 "last_at"}], "injected":
