@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Callable
 from typing import Literal
 
@@ -94,6 +95,45 @@ def normalise_ip(text: str, ipv6_prefix: int | None = None) -> str | None:
             for p in parts
         ):
             return text
+    elif (fast := _ipv6_fast(text, ipv6_prefix)) is not None:
+        return fast
+    return _normalise_ip_reference(text, ipv6_prefix)
+
+
+_ZERO10 = bytes(10)
+
+
+def _ipv6_fast(text: str, ipv6_prefix: int | None) -> str | None:
+    """The plain hex form of an IPv6 address through the C socket functions (~10x faster than
+    ipaddress for a /64 key); None when the reference must decide.
+
+    Only ``h:h::h`` texts (no dotted tail) whose first 80 bits are not all zero: there ``inet_pton`` accepts
+    exactly what ``ipaddress`` accepts, the address is not IPv4-mapped, and ``inet_ntop`` writes
+    what ``str(IPv6Address)`` writes (lower case, no leading zeros, the first longest run of two or
+    more zero groups as ``::``; its dotted IPv4 forms need the first 80 bits zero). Tested
+    against the reference in tests/consumer/test_scan_keys.py."""
+    if "." in text:  # inet_pton reads only hex digits, ':' and '.' (a dotted IPv4 tail)
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+    if packed[:10] == _ZERO10:
+        return None
+    if ipv6_prefix is None or ipv6_prefix >= 128:
+        return socket.inet_ntop(socket.AF_INET6, packed)
+    if ipv6_prefix == 64:
+        net = packed[:8] + bytes(8)
+    else:
+        mask = ((1 << ipv6_prefix) - 1) << (128 - ipv6_prefix)
+        net = (int.from_bytes(packed, "big") & mask).to_bytes(16, "big")
+    if net[:10] == _ZERO10:
+        return None
+    return f"{socket.inet_ntop(socket.AF_INET6, net)}/{ipv6_prefix}"
+
+
+def _normalise_ip_reference(text: str, ipv6_prefix: int | None = None) -> str | None:
+    """The definition, with ``ipaddress`` (the fast paths above must agree with it)."""
     try:
         addr = ipaddress.ip_address(text.strip())
     except ValueError:
