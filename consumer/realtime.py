@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from consumer import fields as catalog
 from consumer import scan
 from consumer.columns import Column, decode_value, parse_number, timestamp_ok
 from consumer.fields import Kind
+from consumer.scan_texts import ScannedTexts
 from detectors.batch import RecordBatch
 
 CHUNK = 1024  # lines per fast-path pass: keeps the joined buffer and the flat list in cache
@@ -160,6 +162,10 @@ class LineParser:
             parts = out[c.name]
             if c.numeric:
                 result[c.name] = np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+            elif all(isinstance(p, ScannedTexts) for p in parts):
+                result[c.name] = ScannedTexts(
+                    chain.from_iterable(parts), [s for p in parts for s in p.segments]
+                )
             else:
                 joined: list[str | None] = []
                 for p in parts:
@@ -217,11 +223,15 @@ class LineParser:
 
         The kernel only accepts lines whose wanted text fields are ASCII (others go to the
         reference path), so the buffer decodes as ASCII; it holds no tab but the separators."""
-        raw, dash, dashes = scan.gather(buf, starts, ends, self._text, k)
+        raw, dash, dashes, at = scan.gather(buf, starts, ends, self._text, k)
         parts = str(raw, "ascii").split(_TAB_STR) if k else []
         for j, ci in enumerate(self._text.tolist()):
             c = self.columns[ci]
-            col: list[str | None] = parts[j * k : (j + 1) * k]
+            col: list[str | None]
+            if c.decode:
+                col = parts[j * k : (j + 1) * k]
+            else:  # the values are the bytes as they are: keep those for the key kernels
+                col = ScannedTexts(parts[j * k : (j + 1) * k], [(raw, at[j])])
             if dashes[j]:
                 for r in np.flatnonzero(dash[j]).tolist():
                     col[r] = None

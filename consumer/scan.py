@@ -246,7 +246,9 @@ def tab_masks(eq_words, masks):  # type: ignore[no-untyped-def]
 @njit(cache=True, nogil=True)
 def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
     """The fields ``cols`` of the first ``n`` good lines, column after column, tab-separated, in one
-    buffer; and ``dash[j, k]``: the field is the missing marker ``-``; ``dashes[j]``: how many."""
+    buffer; ``dash[j, k]``: the field is the missing marker ``-``; ``dashes[j]``: how many;
+    ``at[j, k]``: where value ``k`` of column ``j`` starts in the buffer (``at[j, n]``: after the
+    column's last value and its separator)."""
     total = 0
     for j in range(cols.shape[0]):
         c = cols[j]
@@ -255,6 +257,7 @@ def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
     out = np.empty(max(total - 1, 0), dtype=np.uint8)
     dash = np.zeros((cols.shape[0], n), dtype=np.bool_)
     dashes = np.zeros(cols.shape[0], dtype=np.int64)
+    at = np.empty((cols.shape[0], n + 1), dtype=np.int64)
     w = 0
     for j in range(cols.shape[0]):
         c = cols[j]
@@ -267,8 +270,10 @@ def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
             if j > 0 or k > 0:
                 out[w] = 9
                 w += 1
+            at[j, k] = w
             dst = out[w : w + size]
             for q in range(size):
                 dst[q] = fld[q]
             w += size
-    return out, dash, dashes
+        at[j, n] = w + 1
+    return out, dash, dashes, at
