@@ -22,8 +22,10 @@ Compiled on first use and cached on disk (``cache=True``: next to this file, or 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
+
+from consumer.columns import MAX_TIMESTAMP, MIN_TIMESTAMP
+from consumer.scan_jit import kernel
 
 # Column kinds (the kernel's view of consumer.fields.Kind).
 TEXT = 0
@@ -47,8 +49,6 @@ REASONS = {
     BAD_NUMBER: "bad_number",
 }
 
-MIN_TIMESTAMP = 946_684_800.0  # 2000-01-01T00:00:00Z (same bounds as consumer.columns)
-MAX_TIMESTAMP = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _MAGIC = np.uint64(0x0102_0408_1020_4080)
@@ -60,7 +60,7 @@ _NUM_BAD = 1
 _NUM_SLOW = 2
 
 
-@njit(cache=True, nogil=True, inline="always")
+@kernel(inline="always")
 def _number(fld, allow_dot, pow10):  # type: ignore[no-untyped-def]
     """(outcome, value) of the present numeric field ``fld`` (not the ``-`` marker)."""
     if fld.shape[0] == 0:
@@ -96,7 +96,7 @@ def _number(fld, allow_dot, pow10):  # type: ignore[no-untyped-def]
     return _NUM_OK, float(m) / pow10[frac]
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def scan(
     buf,
     masks,
@@ -232,7 +232,7 @@ def scan(
     return k
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def tab_masks(eq_words, masks):  # type: ignore[no-untyped-def]
     """Pack ``eq_words`` (a bool array, 1 where a byte is a tab, viewed as uint64) into 64-bit masks."""
     for b in range(masks.shape[0]):
@@ -243,7 +243,7 @@ def tab_masks(eq_words, masks):  # type: ignore[no-untyped-def]
         masks[b] = m
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
     """The fields ``cols`` of the first ``n`` good lines, column after column, tab-separated, in one
     buffer; ``dash[j, k]``: the field is the missing marker ``-``; ``dashes[j]``: how many;

@@ -10,10 +10,11 @@ rows that contain it go through :func:`consumer.accessors.header`, the definitio
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from consumer.scan_jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel()
 def rows_containing(buf, offs, want):  # type: ignore[no-untyped-def]
     """``out[i]``: the ASCII-lower-cased text ``buf[offs[i]:offs[i+1]]`` contains ``want`` (lower case,
     at least 2 bytes)."""
