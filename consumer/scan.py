@@ -160,7 +160,7 @@ def scan(
         end = s + size
         wi = s >> 6
         m = masks[wi] & (_ONES << np.uint64(s & 63))
-        walked = end  # where the walk stopped
+        walked = s  # after the last tab walked
         while f <= last_wanted:
             while m == 0:
                 wi += 1

@@ -280,3 +280,12 @@ def test_batches_larger_than_a_chunk_keep_order() -> None:
     assert r.batch.numbers["sc-bytes"].tolist() == [float(i) for i in range(2 * CHUNK + 5) if i % 7]
     assert len(r.malformed) == len(range(0, 2 * CHUNK + 5, 7))
     assert_matches_reference(p, lines)
+
+
+def test_a_layout_with_no_wanted_column_still_checks_the_field_count() -> None:
+    from consumer.realtime import LineParser
+
+    lp = LineParser(3, [])
+    cols, kept, bad = lp.parse_columns([b"a\tb\tc\n", b"a\tb\n", b"a\tb\tc\td\n", b"\n"])
+    assert cols == {} and kept == [0]
+    assert bad == [("field_count", b"a\tb\n"), ("field_count", b"a\tb\tc\td\n"), ("empty", b"\n")]
