@@ -9,8 +9,8 @@ their offsets) by a compiled kernel (:mod:`consumer.scan`, numba): it checks eac
 finds the start and end of the wanted fields only, converts the wanted numbers to float64 and names
 the defect of a bad line. Text columns are then built in bulk: the wanted fields' bytes of the good
 lines are gathered into one tab-separated buffer, and one ``decode`` plus one ``split`` make the
-strings. A text column that is not URL-decoded keeps those bytes (:class:`ScannedTexts`) so that key
-kernels can search them.
+strings. ``cs-headers`` (when not URL-decoded) keeps those bytes (:class:`ScannedTexts`) so that
+the header-key kernel can search them without re-encoding ~500 characters per record.
 
 Anything the kernel cannot decide exactly and cheaply (a wanted text field that is not ASCII, a
 number with more than 15 significant digits) goes through :func:`LineParser.parse_line`, the
@@ -39,6 +39,9 @@ from consumer.fields import Kind
 from consumer.scan_texts import ScannedTexts
 from detectors.batch import RecordBatch
 
+#: Text columns handed on with the bytes they were decoded from (``ScannedTexts``): the ones a key
+#: kernel searches (header keys). Others are plain lists, so that a kept column pins no buffer.
+KEEP_BYTES = frozenset({"cs-headers"})
 CHUNK = 1024  # lines per kernel pass: the joined buffer stays in cache (8192 lines at once: ~20% slower)
 
 _NL = b"\n"
@@ -228,10 +231,10 @@ class LineParser:
         for j, ci in enumerate(self._text.tolist()):
             c = self.columns[ci]
             col: list[str | None]
-            if c.decode:
-                col = parts[j * k : (j + 1) * k]
-            else:  # the values are the bytes as they are: keep those for the key kernels
+            if c.name in KEEP_BYTES and not c.decode:  # values = the bytes as they are: for key kernels
                 col = ScannedTexts(parts[j * k : (j + 1) * k], [(raw, at[j])])
+            else:
+                col = parts[j * k : (j + 1) * k]
             if dashes[j]:
                 for r in np.flatnonzero(dash[j]).tolist():
                     col[r] = None
