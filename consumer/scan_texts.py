@@ -1,9 +1,9 @@
 """A parsed text column that still knows the ASCII bytes it was decoded from.
 
 The parser builds text columns from one buffer of the wanted fields' bytes (``consumer.scan.gather``).
-For a column whose values are those bytes as they are (not URL-decoded), it hands that buffer on
-with the column, so a key kernel (``consumer.scan_keys``) can search the values without turning
-~500-character ``cs-headers`` strings back into bytes. It is a ``list`` (the ``RecordBatch``
+For the columns in ``consumer.realtime.KEEP_BYTES`` (``cs-headers``), when not URL-decoded, it
+hands that buffer on with the column, so a key kernel (``consumer.scan_keys``) can search the
+values without turning ~500-character strings back into bytes. It is a ``list`` (the ``RecordBatch``
 contract); anything that builds a new list (slicing, merging) simply drops the bytes.
 """
 
