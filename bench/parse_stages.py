@@ -2,11 +2,14 @@
 
     python bench/parse_stages.py [--input FILE] [--lines N] [--fields f1,f2,...]   # parser stages
     python bench/parse_stages.py --keys [--records N]                              # parse + keys
+    python bench/parse_stages.py --ab 2fc7c07 [--input FILE] [--batch N]           # old vs current
 
 Stages: re-runs the steps of ``LineParser._chunk`` on each chunk with a timer around each (so the
 total is a little above a plain ``parse()``); ns per line. ``--keys``: the embedded default config's
 parser and key types on ``consumer.traffic`` lines (as ``bench/pipeline_bench.py``: 8192-line
 batches), CPU time per record of ``parse()`` and of each key type, memos warm (second pass).
+``--ab REV``: the parser of git revision REV (its ``consumer/realtime.py`` and ``columns.py``) and
+the current one, alternately in one process (same load), best of two runs each.
 """
 
 from __future__ import annotations
@@ -109,6 +112,57 @@ def parse_and_keys(args: argparse.Namespace) -> None:
               f"({per}) = {total / n * 1e6:.2f} us/record, {n / total:,.0f} records per CPU-s")  # fmt: skip
 
 
+def ab(args: argparse.Namespace) -> None:
+    import importlib
+    import os
+    import subprocess
+    import tempfile
+
+    repo = Path(__file__).resolve().parents[1]
+    old_dir = Path(tempfile.mkdtemp(prefix="cfguard-parse-ab-"))
+    for name in ("realtime", "columns"):
+        text = subprocess.run(
+            ["git", "show", f"{args.ab}:consumer/{name}.py"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        (old_dir / f"old_{name}.py").write_text(
+            text.replace("from consumer.columns import", "from old_columns import")
+        )
+    sys.path.insert(0, str(old_dir))
+    old = importlib.import_module("old_realtime").RealtimeParser
+    with open(args.input, "rb") as f:
+        lines = list(itertools.islice(f, args.lines))
+    data = [lines[i : i + args.batch] for i in range(0, len(lines), args.batch)]
+    default = ("timestamp", "c-ip", "sc-status", "sc-bytes", "cs-uri-stem", "cs-cookie", "x-edge-result-type",
+               "cs-headers")  # fmt: skip
+
+    def run(parser: object) -> float:
+        parse = parser.parse  # type: ignore[attr-defined]
+        parse(data[0])
+        c = time.process_time()
+        for b in data:
+            parse(b)
+        return (time.process_time() - c) / len(lines)
+
+    print(f"{args.input.name}: {len(lines):,} lines, batches of {args.batch}, load {os.getloadavg()[0]:.1f}")
+    for label, fields in (
+        ("7", default[:-1]),
+        ("8 (default)", default),
+        ("13", BRIEF_FIELDS),
+        ("45", ALL_45),
+    ):
+        o = min(run(old(ALL_45, fields)) for _ in range(2))
+        n = min(run(realtime.RealtimeParser(ALL_45, fields)) for _ in range(2))
+        print(
+            f"  {label:12s} {args.ab} {o * 1e6:.2f} us ({1 / o:,.0f}/s)   "
+            f"now {n * 1e6:.2f} us ({1 / n:,.0f}/s)   x{o / n:.2f}"
+        )
+    print(f"  load {os.getloadavg()[0]:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", type=Path, default=Path("/tmp/cfguard-parse-bench/realtime-1000000-7.tsv"))
@@ -116,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fields", default=",".join(BRIEF_FIELDS))
     ap.add_argument("--keys", action="store_true", help="parse + key extraction of the default config")
     ap.add_argument("--records", type=int, default=200_000, help="--keys: traffic lines to generate")
+    ap.add_argument("--ab", metavar="REV", help="compare with the parser of this git revision")
+    ap.add_argument("--batch", type=int, default=1000, help="--ab: lines per parse() call")
     args = ap.parse_args(argv)
-    if args.keys:
+    if args.ab:
+        ab(args)
+    elif args.keys:
         parse_and_keys(args)
     else:
         stages(args)
