@@ -69,7 +69,10 @@ def decode(data: bytes, where: str) -> Snapshot:
         raise ValueError(f"snapshot {where} is unreadable: {exc}") from None
     if not isinstance(d, dict) or d.get("version") != FORMAT_VERSION:
         raise ValueError(f"snapshot {where} has an unknown format")
-    return Snapshot(d["shard_id"], tuple(d["position"]), d["blob"], d["final"], d["written_at"])  # type: ignore[arg-type]
+    try:
+        return Snapshot(d["shard_id"], tuple(d["position"]), d["blob"], d["final"], d["written_at"])  # type: ignore[arg-type]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"snapshot {where} lacks {exc}") from None
 
 
 class SnapshotStore(Protocol):
@@ -210,7 +213,15 @@ def choose(positions: list[Position], checkpoint: Position | None) -> Position |
 
 
 def load_for(store: SnapshotStore, shard_id: str, checkpoint: Position | None) -> Snapshot | None:
-    """Restore candidate for ``shard_id`` at ``checkpoint``; unreadable snapshots fall back to older ones."""
+    """Restore candidate for ``shard_id`` at ``checkpoint``; unreadable snapshots fall back to others.
+
+    Only an unreadable snapshot (``ValueError`` from ``decode``) is passed over. Any other error
+    means the store could not be read (S3 down, throttled, bucket missing, a snapshot pruned between
+    listing and reading) and is raised: falling back then would restore an older state, or none,
+    for a transient fault.
+    """
+    if checkpoint is None:
+        return None  # nothing of this shard is restored without a checkpoint (see choose)
     positions = store.positions(shard_id)
     while positions:
         pos = choose(positions, checkpoint)
@@ -218,7 +229,7 @@ def load_for(store: SnapshotStore, shard_id: str, checkpoint: Position | None) -
             return None
         try:
             return store.load(shard_id, pos)
-        except Exception as exc:
+        except ValueError as exc:
             log.error("snapshot %s of %s unusable (%s); trying another", name_for(pos), shard_id, exc)
             positions.remove(pos)
     return None

@@ -29,9 +29,7 @@ def create_stream(stack: StackInfo, name: str, shards: int = 1) -> None:
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
 
 
-def fault_config(
-    tmp: Path, stack: StackInfo, app: str, worker: str, threshold: int = 50, **kcl: Any
-) -> Path:
+def fault_config(tmp: Path, stack: StackInfo, app: str, worker: str, threshold: int = 50, **kcl: Any) -> Path:
     """The real pipeline (one block rule on the ip key, blocks through the stack's block Lambda),
     wrapped by ``fault_pipeline``; each worker has its own status directory."""
     kcl.setdefault("checkpoint", {"every_records": 50, "every_s": 2})

@@ -46,7 +46,9 @@ def steal_lease(stack: StackInfo, app: str, shard: str, thief: str) -> int:
             ddb.update_item(
                 TableName=app,
                 Key=key,
-                UpdateExpression="SET leaseOwner = :thief, leaseCounter = :next ADD ownerSwitchesSinceCheckpoint :one",
+                UpdateExpression=(
+                    "SET leaseOwner = :thief, leaseCounter = :next ADD ownerSwitchesSinceCheckpoint :one"
+                ),
                 ConditionExpression="leaseCounter = :counter",
                 ExpressionAttributeValues={
                     ":thief": {"S": thief},
@@ -154,15 +156,15 @@ def test_lease_stolen_mid_batch_new_owner_replays_from_checkpoint_block_once(
     assert counts == expected_counts(batch1 + batch2 + batch3)
 
     # Both owners decided the block, with one idempotency key; the Lambda applied it once.
+    calls = blocks(local_stack, ABUSER)
+    assert [c["status"] for c in calls] == ["applied", "duplicate"], calls
+    block, idem = blocklist_items(local_stack, ABUSER)
+    assert len(idem) == 1
     ikeys = {d["idempotency_key"] for d in decisions(status_a) + decisions(status_b) if d["key"] == ABUSER}
     assert [d["action"] for d in decisions(status_a) if d["key"] == ABUSER] == ["block"]
     assert [d["action"] for d in decisions(status_b) if d["key"] == ABUSER] == ["block"]
     assert len(ikeys) == 1
-    calls = blocks(local_stack, ABUSER)
-    assert [c["status"] for c in calls] == ["applied", "duplicate"], calls
     assert {c["idempotency_key"] for c in calls} == ikeys
     assert first[0]["received"] == calls[0]["received"]  # b's, sent while a was held
-    block, idem = blocklist_items(local_stack, ABUSER)
     assert block is not None and block["status"]["S"] == "active"
     assert block["idempotency_key"]["S"] in ikeys
-    assert len(idem) == 1
