@@ -273,7 +273,13 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             except Exception as exc:
                 self.counters["snapshot_failures"] += 1
                 if not shard_end:
-                    log.error("shard %s: snapshot write failed (%s); not checkpointing", self.shard_id, exc)
+                    self.policy.failed()
+                    log.error(
+                        "shard %s: snapshot write failed (%s); not checkpointing, next try in %.0f s",
+                        self.shard_id,
+                        exc,
+                        self.cfg.checkpoint.every_s,
+                    )
                     return False
                 log.error("shard %s: final snapshot write failed (%s)", self.shard_id, exc)
         if shard_end:

@@ -29,16 +29,28 @@ def create_stream(stack: StackInfo, name: str, shards: int = 1) -> None:
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
 
 
-def fault_config(tmp: Path, stack: StackInfo, app: str, worker: str, threshold: int = 50, **kcl: Any) -> Path:
+def fault_config(
+    tmp: Path,
+    stack: StackInfo,
+    app: str,
+    worker: str,
+    threshold: int = 50,
+    actions: dict[str, dict[str, Any]] | None = None,
+    **kcl: Any,
+) -> Path:
     """The real pipeline (one block rule on the ip key, blocks through the stack's block Lambda),
-    wrapped by ``fault_pipeline``; each worker has its own status directory."""
+    wrapped by ``fault_pipeline``; each worker has its own status directory. ``actions`` updates
+    sub-sections of ``actions`` (e.g. ``{"block": {"max_attempts": 2}}``)."""
     kcl.setdefault("checkpoint", {"every_records": 50, "every_s": 2})
+    sections = real_pipeline_sections(stack, tmp, threshold)
+    for name, values in (actions or {}).items():
+        sections["actions"][name] = {**sections["actions"].get(name, {}), **values}
     return write_config(
         tmp,
         stack,
         app,
         app,
-        sections=real_pipeline_sections(stack, tmp, threshold),
+        sections=sections,
         worker_id=worker,
         status_dir=str(tmp / f"status-{worker}"),
         pipeline_factory=FACTORY,

@@ -77,8 +77,8 @@ def test_lease_stolen_mid_batch_new_owner_replays_from_checkpoint_block_once(
     applies it once; (2) restore on lease move: b restores the snapshot at the lease's checkpoint
     (``ShardProcessor._restore`` / ``snapshots.load_for``). Verified failing without each: with
     ``decided_at`` added to the idempotency key both invocations were ``applied`` (two idempotency
-    items); with ``_restore`` returning at once b never reached 50 requests (no block from b, its
-    counts missed batch 1).
+    items); with ``_restore`` returning at once b's state lacked batch 1, its abuser count stayed
+    under 50 and b never sent the block (timed out waiting for it).
     """
     app = "flt-lease-steal"
     create_stream(local_stack, app)

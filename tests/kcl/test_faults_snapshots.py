@@ -28,6 +28,7 @@ from tests.kcl.faults_common import (
     create_stream,
     expected_counts,
     fault_config,
+    latest_counts,
 )
 from tests.kcl.harness import daemon, leases, put_lines, tail, wait_for
 from tests.kcl.protocol import drive, initialize, line, line45, process, record
@@ -204,3 +205,131 @@ def test_s3_bucket_missing_at_restore_then_back(local_stack: StackInfo, tmp_path
     block, idem = blocklist_items(local_stack, abuser)
     assert block is not None and block["idempotency_key"]["S"] == calls[0]["idempotency_key"]
     assert len(idem) == 1
+
+
+@pytest.mark.integration
+def test_s3_errors_at_save_no_checkpoint_past_unsaved_state(local_stack: StackInfo, tmp_path: Path) -> None:
+    """S3 answers ``SlowDown`` (503) to every snapshot PutObject of this application.
+
+    Outage 1 (10 s): the processor goes on processing batch 2, logs each failed write, retries on the
+    time rule (every 2 s) rather than at every batch, and does not move the checkpoint; when S3 is
+    back the same process saves and checkpoints. Outage 2 (until lifted): batch 3 (the abuser's 50th
+    request) is processed and its block delivered, then the worker is SIGKILLed; restarted after S3
+    is back, it restores the snapshot of batch 2 (the checkpoint), re-processes batch 3 and decides the
+    block again with the same idempotency key (``duplicate`` at the Lambda). Every record ends in the
+    state exactly once.
+
+    Guards (1) no checkpoint without its snapshot (``ShardProcessor._checkpoint`` returns before
+    checkpointing when the write fails) and (2) the retry of a failed write on the time rule
+    (``CheckpointPolicy.failed``). Verified failing without each: (1) without the early return the
+    checkpoint moved during outage 1; (2) without the backoff outage 1 saw a PutObject attempt on
+    every batch (about 40 in 10 s, bound 8).
+    """
+    from consumer.local_stack_faults import Faults
+
+    app = "flt-snap-save"
+    create_stream(local_stack, app)
+    cfg = fault_config(tmp_path, local_stack, app, "worker-a")
+    status = tmp_path / "status-worker-a"
+    faults = Faults(local_stack.endpoint)
+    puts = {"service": "s3", "operation": "PutObject", "error": "SlowDown"}
+    puts["path_contains"] = f"/{local_stack.spec.snapshot_bucket}/{app}/"
+    abuser = "10.82.0.1"
+    batch1 = [line45(T0 + 1 + i * 0.1, f"10.83.0.{i}") for i in range(60)]
+    batch2 = [line45(T0 + 8 + i * 0.2, abuser) for i in range(30)]
+    batch2 += [line45(T0 + 9 + i * 0.1, f"10.83.1.{i}") for i in range(30)]
+    batch3 = [line45(T0 + 16 + i * 0.2, abuser) for i in range(25)]
+    batch3 += [line45(T0 + 17 + i * 0.1, f"10.83.2.{i}") for i in range(20)]
+
+    def stat() -> dict[str, Any]:
+        return read_status(status).get(SHARD0, {})
+
+    def checkpoint() -> str | None:
+        return leases(local_stack, app).get(SHARD0, {}).get("checkpoint")
+
+    seqs = put_lines(local_stack, app, batch1)
+    first = daemon(cfg, local_stack, tmp_path, "first")
+    second = daemon(cfg, local_stack, tmp_path, "second")
+    first.start()
+    try:
+        wait_for(lambda: checkpoint() == seqs[-1], 120, "the checkpoint of batch 1\n" + tail(first.log_path))
+        checkpoint_1 = seqs[-1]
+        outage1 = faults.add(**puts, seconds=10)
+        seqs += put_lines(local_stack, app, batch2)
+        wait_for(lambda: stat().get("snapshot_failures", 0) >= 2, 15, "two failed snapshot writes")
+        assert stat()["records"] == len(batch1) + len(batch2)  # processing goes on
+        assert checkpoint() == checkpoint_1  # never past the unsaved state
+        assert faults.rule(outage1)["active"]
+        wait_for(lambda: checkpoint() == seqs[-1], 25, "the checkpoint once S3 is back")
+        tried = faults.rule(outage1)["injected"]
+        assert 2 <= tried <= 8, tried  # on the time rule (every 2 s), not at every batch
+        checkpoint_2 = seqs[-1]
+
+        outage2 = faults.add(**puts)
+        seqs += put_lines(local_stack, app, batch3)
+        wait_for(lambda: [c["status"] for c in blocks(local_stack, abuser)] == ["applied"], 20, "the block")
+        wait_for(lambda: faults.rule(outage2)["injected"] >= 1, 10, "a failed write of batch 3's state")
+        assert stat()["records"] == len(batch1) + len(batch2) + len(batch3)
+        assert checkpoint() == checkpoint_2
+        first.kill()
+        faults.clear()
+        second.start()
+        wait_for(
+            lambda: checkpoint() == seqs[-1],
+            60,
+            "the restarted worker's checkpoint\n" + tail(second.log_path),
+        )
+        st = stat()
+    finally:
+        faults.clear()
+        first.kill()
+        code = second.stop()
+    assert code == SIGTERM_EXIT, tail(second.log_path)
+    log1 = first.log_path.read_text()
+    assert "snapshot write failed" in log1 and "SlowDown" in log1
+    assert st["restored_from"] == f"{SHARD0}@{checkpoint_2}.0"
+    assert st["records"] == len(batch3) and st["skipped_redelivered"] == 0
+    position, counts = latest_counts(local_stack, app)
+    assert position == (int(seqs[-1]), 0)
+    assert counts == expected_counts(batch1 + batch2 + batch3)
+    calls = blocks(local_stack, abuser)
+    assert [c["status"] for c in calls] == ["applied", "duplicate"]
+    assert len({c["idempotency_key"] for c in calls}) == 1
+    block, idem = blocklist_items(local_stack, abuser)
+    assert block is not None and len(idem) == 1
+
+
+def test_failed_snapshot_write_is_retried_on_the_time_rule_not_every_batch(tmp_path: Path) -> None:
+    """Guards ``CheckpointPolicy.failed``: without it every batch after a failed write serialised the
+    state and called the store again (this test then saw a write at each of the 3 batches, not 1)."""
+    now = [0.0]
+    saves: list[tuple[int, int]] = []
+
+    class Down(snapshots.LocalSnapshotStore):
+        up = False
+
+        def save(self, snap: snapshots.Snapshot) -> str:
+            saves.append(snap.position)
+            if not self.up:
+                raise OSError("SlowDown")
+            return super().save(snap)
+
+    cfg = KclConfig(
+        checkpoint=CheckpointConfig(every_records=1, every_s=10),
+        snapshots=SnapshotConfig(store="local", path=tmp_path / "snaps"),
+    )
+    store = Down(tmp_path / "snaps")
+    proc = ShardProcessor(cfg, lambda: CountingPipeline(threshold=100), store, clock=lambda: now[0])
+    recs = [record(100 + i, line(1_700_000_000 + i, "10.0.0.1")) for i in range(4)]
+    out = drive(proc, [initialize(), process(recs[:1]), process(recs[1:2]), process(recs[2:3])])
+    assert [m["action"] for m in out] == ["status"] * 4  # nothing checkpointed past unsaved state
+    assert saves == [(100, 0)]  # one try; the next two batches wait for the time rule
+    now[0] = 10.5
+    store.up = True
+    out = drive(
+        proc,
+        [process(recs[3:]), {"action": "checkpoint", "sequenceNumber": "103", "subSequenceNumber": None}],
+    )
+    assert [m["action"] for m in out] == ["checkpoint", "status"] and out[0]["sequenceNumber"] == "103"
+    assert saves == [(100, 0), (103, 0)]
+    assert proc.counters["snapshot_failures"] == 1 and proc.counters["checkpoints"] == 1
