@@ -6,6 +6,9 @@ the snapshot bucket, two WAF IP sets (the KCL daemon creates its lease table its
 is registered, and since moto only executes Lambda code inside Docker, the stack answers its Invoke
 calls itself by running the real handler (``infra/block_lambda/``) in-process against moto.
 
+Faults (AWS errors, outages, listener restarts) are injected at runtime through
+``/_cfguard/faults``: see :mod:`consumer.local_stack_faults`.
+
 Use :class:`LocalStack` in-process (a server thread) or :class:`LocalStackProcess` to run
 ``cfguard local-stack`` as a child process (what tests and the demo do: it keeps moto off their GIL).
 """
@@ -29,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from consumer.local_stack_faults import FaultInjector, serve_with_restarts
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +310,7 @@ class LocalStack:
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
         self.lambda_invoke: LambdaInvoke | None = None
+        self.faults: FaultInjector | None = None
 
     def _serve(self) -> None:
         from hypercorn.asyncio import serve
@@ -317,14 +323,19 @@ class LocalStack:
         conf.errorlog = logging.getLogger("hypercorn.error")
         conf.keep_alive_timeout = 75
         conf.wsgi_max_body_size = 64 * 1024 * 1024
-        app = self.lambda_invoke = LambdaInvoke(
+        self.lambda_invoke = LambdaInvoke(
             DomainDispatcherApplication(create_backend_app), self.spec.lambda_name
         )
+        app = self.faults = FaultInjector(self.lambda_invoke)  # outermost: it also sees Invoke
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await serve(app, conf, shutdown_trigger=self._stop.wait, mode="wsgi")  # type: ignore[arg-type]
+            await serve_with_restarts(
+                lambda trigger: serve(app, conf, shutdown_trigger=trigger, mode="wsgi"),  # type: ignore[arg-type]
+                app,
+                self._stop,
+            )
 
         try:
             asyncio.run(main())
