@@ -223,7 +223,7 @@ def test_s3_errors_at_save_no_checkpoint_past_unsaved_state(local_stack: StackIn
     checkpointing when the write fails) and (2) the retry of a failed write on the time rule
     (``CheckpointPolicy.failed``). Verified failing without each: (1) without the early return the
     checkpoint moved during outage 1; (2) without the backoff outage 1 saw a PutObject attempt on
-    every batch (about 40 in 10 s, bound 8).
+    every batch (about 40 in 10 s, bound 7).
     """
     from consumer.local_stack_faults import Faults
 
@@ -261,8 +261,9 @@ def test_s3_errors_at_save_no_checkpoint_past_unsaved_state(local_stack: StackIn
         assert checkpoint() == checkpoint_1  # never past the unsaved state
         assert faults.rule(outage1)["active"]
         wait_for(lambda: checkpoint() == seqs[-1], 25, "the checkpoint once S3 is back")
-        tried = faults.rule(outage1)["injected"]
-        assert 2 <= tried <= 8, tried  # on the time rule (every 2 s), not at every batch
+        failures = stat()["snapshot_failures"]
+        assert 2 <= failures <= 7, failures  # on the time rule (every 2 s), not at every batch
+        assert faults.rule(outage1)["injected"] >= failures  # (botocore retries each PutObject too)
         checkpoint_2 = seqs[-1]
 
         outage2 = faults.add(**puts)

@@ -1,0 +1,156 @@
+"""Fault: the block Lambda throttled, then failing, for tens of seconds (real KCL daemon).
+
+Through the local stack's fault layer: ``Invoke`` answered ``TooManyRequestsException`` (HTTP 429),
+then the function itself failing: its blocklist table (DynamoDB) errors, so the real handler answers
+``ok: false, retryable: true``. Delivery settings are short (3 attempts, 50-200 ms backoff, spool
+drained every 1.5 s) so minutes of outage compress into ~35 s.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from consumer.kcl.status import read_status
+from consumer.local_stack import StackInfo
+from consumer.local_stack_faults import Faults
+from tests.kcl.faults_common import (
+    SHARD0,
+    T0,
+    blocklist_items,
+    blocks,
+    create_stream,
+    decisions,
+    expected_counts,
+    fault_config,
+    latest_counts,
+)
+from tests.kcl.harness import daemon, leases, put_lines, tail, wait_for
+from tests.kcl.protocol import line45
+
+pytestmark = pytest.mark.integration
+SIGTERM_EXIT = 143
+THROTTLED_S = 20.0
+FAILING_S = 15.0  # after the throttling
+ABUSER1, ABUSER2 = "10.90.0.1", "10.90.0.2"
+
+
+def test_lambda_throttled_then_failing_blocks_spooled_and_delivered_once(
+    local_stack: StackInfo, tmp_path: Path
+) -> None:
+    """Abuser 1 is decided while Invoke is throttled, abuser 2 while the function fails. Each block
+    is tried 3 times, spooled, retried by the spool drain while the outage lasts, and delivered once
+    it ends: one ``applied`` invocation per abuser, one idempotency item each in the blocklist table.
+    Meanwhile the consumer keeps reading and checkpointing (batches are processed and checkpointed
+    while the rule is still active), and the counts add up: 2 block decisions, 2 spooled, 2
+    redelivered, none pending.
+
+    Guards the durable spool and its drain (``actions/delivery.py``, ``actions/spool.py``). Verified
+    failing without it: with ``Delivery._spool`` not writing the entry, neither block ever reached
+    the Lambda after the outage.
+    """
+    app = "flt-lambda"
+    create_stream(local_stack, app)
+    cfg = fault_config(
+        tmp_path,
+        local_stack,
+        app,
+        "worker-a",
+        actions={
+            "block": {"max_attempts": 3, "base_delay_s": 0.05, "max_delay_s": 0.2, "flush_timeout_s": 2},
+            "spool": {"path": str(tmp_path / "spool.jsonl"), "retry_interval_s": 1.5},
+        },
+    )
+    status = tmp_path / "status-worker-a"
+    faults = Faults(local_stack.endpoint)
+    background = [line45(T0 + 1 + i * 0.1, f"10.91.0.{i}") for i in range(40)]
+    batch2 = [line45(T0 + 5 + i * 0.2, ABUSER1) for i in range(55)]
+    batch3 = [line45(T0 + 20 + i * 0.1, f"10.91.1.{i}") for i in range(30)]
+    batch4 = [line45(T0 + 25 + i * 0.2, ABUSER2) for i in range(55)]
+    batch5 = [line45(T0 + 38 + i * 0.1, f"10.91.2.{i}") for i in range(30)]
+
+    def processed() -> int:
+        return int(read_status(status).get(SHARD0, {}).get("records", 0))
+
+    def checkpointed_through(seq: str) -> bool:
+        return leases(local_stack, app).get(SHARD0, {}).get("checkpoint") == seq
+
+    seqs = put_lines(local_stack, app, background)
+    d = daemon(cfg, local_stack, tmp_path, "a")
+    d.start()
+    try:
+        wait_for(lambda: checkpointed_through(seqs[-1]), 120, "the first checkpoint\n" + tail(d.log_path))
+        start = time.monotonic()
+        throttle = faults.add(
+            service="lambda", operation="Invoke", error="TooManyRequestsException", seconds=THROTTLED_S
+        )
+        failing = faults.add(  # matched only once the throttle ends: Invoke reaches the function then
+            service="dynamodb",
+            error="InternalServerError",
+            body_contains=local_stack.spec.blocklist_table,
+            seconds=THROTTLED_S + FAILING_S,
+        )
+
+        seqs += put_lines(local_stack, app, batch2)
+        wait_for(lambda: [x for x in decisions(status) if x["key"] == ABUSER1], 20, "abuser 1's decision")
+        seqs += put_lines(local_stack, app, batch3)
+        wait_for(lambda: checkpointed_through(seqs[-1]), 15, "batches 2-3 checkpointed while throttled")
+        assert time.monotonic() - start < THROTTLED_S and faults.rule(throttle)["active"]
+        assert processed() == len(background) + len(batch2) + len(batch3)
+
+        wait_for(lambda: not faults.rule(throttle)["active"], THROTTLED_S + 5, "the end of the throttling")
+        seqs += put_lines(local_stack, app, batch4)
+        wait_for(lambda: [x for x in decisions(status) if x["key"] == ABUSER2], 20, "abuser 2's decision")
+        seqs += put_lines(local_stack, app, batch5)
+        wait_for(lambda: checkpointed_through(seqs[-1]), 15, "batches 4-5 checkpointed while failing")
+        assert faults.rule(failing)["active"]
+        failed_calls = [c for c in blocks(local_stack, ABUSER1) if c["status"] == 503]
+        assert failed_calls, "the function's failures reached it (retryable 503 answers)"
+        assert not [
+            c for c in blocks(local_stack, ABUSER1) + blocks(local_stack, ABUSER2) if c["status"] != 503
+        ]
+
+        wait_for(
+            lambda: all(
+                [c["status"] for c in blocks(local_stack, ip) if c["status"] != 503] == ["applied"]
+                for ip in (ABUSER1, ABUSER2)
+            ),
+            30,
+            "both blocks delivered after the outage\n" + tail(d.log_path),
+        )
+        wait_for(
+            lambda: read_status(status)[SHARD0]["pipeline"]["actions"]["spool.pending"] == 0,
+            10,
+            "spool empty",
+        )
+        st = read_status(status)[SHARD0]
+    finally:
+        faults.clear()
+        code = d.stop()
+    assert code == SIGTERM_EXIT, tail(d.log_path)
+
+    # Exactly one block in effect per abuser, with the key it was decided with.
+    for ip in (ABUSER1, ABUSER2):
+        decided = [x for x in decisions(status) if x["key"] == ip]
+        assert [x["action"] for x in decided] == ["block"]
+        calls = blocks(local_stack, ip)
+        assert {c["idempotency_key"] for c in calls} == {decided[0]["idempotency_key"]}
+        block, idem = blocklist_items(local_stack, ip)
+        assert block is not None and block["status"]["S"] == "active"
+        assert block["idempotency_key"]["S"] == decided[0]["idempotency_key"] and len(idem) == 1
+    # The counts say so.
+    acts = st["pipeline"]["actions"]
+    assert st["pipeline"]["decisions.flood_ip"] == 2
+    assert acts["delivery.enqueued"] == 2 and acts.get("delivery.delivered", 0) == 0
+    assert acts["delivery.spooled"] == acts["delivery.spooled.retries_exhausted"] == 2
+    assert acts["delivery.spool.redelivered"] == 2 and acts["spool.pending"] == 0
+    injected = faults.state()["injected"]
+    assert injected["lambda.Invoke.TooManyRequestsException"] >= 3  # abuser 1's first 3 attempts
+    assert injected["dynamodb.TransactWriteItems.InternalServerError"] >= 1
+    # Every record processed once into the state; the checkpoint at the last one.
+    total = background + batch2 + batch3 + batch4 + batch5
+    assert st["records"] == len(total)
+    position, counts = latest_counts(local_stack, app)
+    assert position == (int(seqs[-1]), 0) and counts == expected_counts(total)
