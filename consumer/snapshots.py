@@ -171,7 +171,12 @@ def open_store(cfg: SnapshotConfig, region: str | None = None) -> SnapshotStore 
         return None
     if cfg.store == "local":
         return LocalSnapshotStore(cfg.path)
-    args: dict[str, object] = {}
+    from botocore.config import Config as BotoConfig
+
+    # One quick retry only: a failed write is tried again on the checkpoint's time rule and a failed
+    # restore by the processor's own loop; botocore's default (up to 5 tries, backoff up to 8 s)
+    # would hold the record-processing thread for up to ~15 s per write while S3 is down.
+    args: dict[str, object] = {"config": BotoConfig(retries={"mode": "standard", "total_max_attempts": 2})}
     if cfg.s3_endpoint:
         args["endpoint_url"] = cfg.s3_endpoint
     if region:

@@ -10,6 +10,7 @@ past state that is not saved, and a restart resumes from the checkpoint with the
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -136,10 +137,14 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         """
         assert self.store is not None
         delay = RESTORE_RETRY_FIRST_S
+        daemon_pid = os.getppid()
         while True:
             try:
                 return snapshots.load_for(self.store, self.shard_id, checkpoint)
             except Exception as exc:
+                if os.getppid() != daemon_pid:  # the daemon is gone (stopped while we waited)
+                    log.error("shard %s: the KCL daemon exited during the restore; exiting", self.shard_id)
+                    raise SystemExit(1) from None
                 self.counters["restore_failures"] += 1
                 log.error(
                     "shard %s: snapshot store unavailable at restore (%s); retrying in %.1f s, "

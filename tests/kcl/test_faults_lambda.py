@@ -47,9 +47,13 @@ def test_lambda_throttled_then_failing_blocks_spooled_and_delivered_once(
     while the rule is still active), and the counts add up: 2 block decisions, 2 spooled, 2
     redelivered, none pending.
 
-    Guards the durable spool and its drain (``actions/delivery.py``, ``actions/spool.py``). Verified
-    failing without it: with ``Delivery._spool`` not writing the entry, neither block ever reached
-    the Lambda after the outage.
+    Guards (1) the durable spool and its drain (``actions/delivery.py``, ``actions/spool.py``) and
+    (2) delivery off the record thread with bounded attempts and a bounded ``flush``. Verified
+    failing without each: (1) with ``Delivery._spool`` not writing the entry, abuser 1's block was
+    never tried again after its 3 throttled attempts (no call reached the function); (2) with
+    ``LambdaAction.deliver`` retrying until it succeeds and ``Delivery.flush`` waiting without its
+    timeout, the checkpoint's flush held the record thread: batches 2-3 were not checkpointed while
+    throttled.
     """
     app = "flt-lambda"
     create_stream(local_stack, app)
