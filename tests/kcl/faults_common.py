@@ -99,3 +99,8 @@ def expected_counts(lines: list[bytes]) -> Counter[str]:
 def decisions(status_dir: Path) -> list[dict[str, Any]]:
     p = status_dir / "decisions.jsonl"
     return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+def save_figures(tmp: Path, **figures: Any) -> None:
+    """What the fault did, for bench/results/faults-b.md (written next to the test's files)."""
+    (tmp / "figures.json").write_text(json.dumps(figures, sort_keys=True, default=str))

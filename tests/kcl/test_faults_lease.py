@@ -25,6 +25,7 @@ from tests.kcl.faults_common import (
     expected_counts,
     fault_config,
     latest_counts,
+    save_figures,
 )
 from tests.kcl.harness import daemon, leases, put_lines, tail, wait_for
 from tests.kcl.protocol import line45
@@ -168,3 +169,12 @@ def test_lease_stolen_mid_batch_new_owner_replays_from_checkpoint_block_once(
     assert first[0]["received"] == calls[0]["received"]  # b's, sent while a was held
     assert block is not None and block["status"]["S"] == "active"
     assert block["idempotency_key"]["S"] in ikeys
+    save_figures(
+        tmp_path,
+        records_put=len(batch1) + len(batch2) + len(batch3),
+        old_owner={k: st_a[k] for k in ("records", "checkpoints", "checkpoint_failures")},
+        new_owner={k: st_b[k] for k in ("records", "restored_from", "skipped_redelivered", "checkpoints")},
+        final_snapshot_records=sum(counts.values()),
+        block_invocations=[c["status"] for c in calls],
+        idempotency_items=len(idem),
+    )
