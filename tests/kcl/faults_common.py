@@ -8,6 +8,7 @@ lease table and each worker's status files.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,31 @@ def decisions(status_dir: Path) -> list[dict[str, Any]]:
 def save_figures(tmp: Path, **figures: Any) -> None:
     """What the fault did, for bench/results/faults-b.md (written next to the test's files)."""
     (tmp / "figures.json").write_text(json.dumps(figures, sort_keys=True, default=str))
+
+
+def steal_lease(stack: StackInfo, app: str, shard: str, thief: str) -> int:
+    """Take ``shard``'s lease for ``thief`` as the KCL's lease taker does; returns the new counter."""
+    ddb = boto_client("dynamodb", stack.endpoint, stack.spec.region)
+    key = {"leaseKey": {"S": shard}}
+    for _ in range(20):
+        item = ddb.get_item(TableName=app, Key=key, ConsistentRead=True)["Item"]
+        counter = int(item["leaseCounter"]["N"])
+        try:
+            ddb.update_item(
+                TableName=app,
+                Key=key,
+                UpdateExpression=(
+                    "SET leaseOwner = :thief, leaseCounter = :next ADD ownerSwitchesSinceCheckpoint :one"
+                ),
+                ConditionExpression="leaseCounter = :counter",
+                ExpressionAttributeValues={
+                    ":thief": {"S": thief},
+                    ":next": {"N": str(counter + 1)},
+                    ":counter": {"N": str(counter)},
+                    ":one": {"N": "1"},
+                },
+            )
+            return counter + 1
+        except ddb.exceptions.ConditionalCheckFailedException:
+            time.sleep(0.05)  # renewed meanwhile by its owner: read again
+    raise AssertionError("could not take the lease: its counter kept changing")

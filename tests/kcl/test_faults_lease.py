@@ -8,13 +8,12 @@ counter it read), and worker b, whose id is the new owner, starts and picks the 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from consumer.kcl.status import read_status
-from consumer.local_stack import StackInfo, boto_client
+from consumer.local_stack import StackInfo
 from tests.kcl.faults_common import (
     SHARD0,
     T0,
@@ -26,42 +25,15 @@ from tests.kcl.faults_common import (
     fault_config,
     latest_counts,
     save_figures,
+    steal_lease,
 )
 from tests.kcl.harness import daemon, leases, put_lines, tail, wait_for
 from tests.kcl.protocol import line45
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SIGTERM_EXIT = 143
 ABUSER = "10.77.0.1"
 MARK = "10.77.9.9"  # the batch holding this client's line is the one paused in flight
-
-
-def steal_lease(stack: StackInfo, app: str, shard: str, thief: str) -> int:
-    """Take ``shard``'s lease for ``thief`` as the KCL's lease taker does; returns the new counter."""
-    ddb = boto_client("dynamodb", stack.endpoint, stack.spec.region)
-    key = {"leaseKey": {"S": shard}}
-    for _ in range(20):
-        item = ddb.get_item(TableName=app, Key=key, ConsistentRead=True)["Item"]
-        counter = int(item["leaseCounter"]["N"])
-        try:
-            ddb.update_item(
-                TableName=app,
-                Key=key,
-                UpdateExpression=(
-                    "SET leaseOwner = :thief, leaseCounter = :next ADD ownerSwitchesSinceCheckpoint :one"
-                ),
-                ConditionExpression="leaseCounter = :counter",
-                ExpressionAttributeValues={
-                    ":thief": {"S": thief},
-                    ":next": {"N": str(counter + 1)},
-                    ":counter": {"N": str(counter)},
-                    ":one": {"N": "1"},
-                },
-            )
-            return counter + 1
-        except ddb.exceptions.ConditionalCheckFailedException:
-            time.sleep(0.05)  # renewed meanwhile by its owner: read again
-    raise AssertionError("could not take the lease: its counter kept changing")
 
 
 def test_lease_stolen_mid_batch_new_owner_replays_from_checkpoint_block_once(

@@ -128,6 +128,7 @@ def _move_bucket(stack: StackInfo, src: str, dst: str) -> int:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_s3_bucket_missing_at_restore_then_back(local_stack: StackInfo, tmp_path: Path) -> None:
     """The worker checkpoints batch 1 and stops; its snapshot bucket disappears (NoSuchBucket); it
     starts again with batch 2 waiting. Its processor logs the error, retries, processes nothing and
@@ -217,6 +218,7 @@ def test_s3_bucket_missing_at_restore_then_back(local_stack: StackInfo, tmp_path
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_s3_errors_at_save_no_checkpoint_past_unsaved_state(local_stack: StackInfo, tmp_path: Path) -> None:
     """S3 answers ``SlowDown`` (503) to every snapshot PutObject of this application.
 
