@@ -165,8 +165,8 @@ def test_lease_stolen_mid_batch_old_owner_snapshot_past_checkpoint_is_used_once(
 
     Guards the skip of re-delivered records covered by the restored snapshot
     (``consumer/kcl/records.decode``'s ``after``, ``snapshots.choose``). Verified failing without it:
-    with ``decode`` given no position, b applied batch 2 a second time (the final counts had the
-    abuser at 60 + 30, not 60).
+    with ``decode`` given no position, b applied batch 2 a second time (every batch-2 client counted
+    twice in the final snapshot).
     """
     app = "flt-lease-steal-2"
     create_stream(local_stack, app)
@@ -222,13 +222,13 @@ def test_lease_stolen_mid_batch_old_owner_snapshot_past_checkpoint_is_used_once(
     assert code_a == SIGTERM_EXIT, tail(a.log_path)
     assert "checkpoint refused (ShutdownException)" in a.log_path.read_text()
     assert st_a["records"] == len(batch1) + len(batch2) and st_a["checkpoint_failures"] == 1
+    position, counts = latest_counts(local_stack, app)
+    assert position == (int(seqs[-1]), 0)
+    assert counts == expected_counts(batch1 + batch2 + batch3)
     p = seqs[len(batch1) + len(batch2) - 1]
     assert st_b["restored_from"] == f"{SHARD0}@{p}.0"  # a's snapshot, past the lease's checkpoint
     assert st_b["skipped_redelivered"] == len(batch2)
     assert st_b["records"] == len(batch3)
-    position, counts = latest_counts(local_stack, app)
-    assert position == (int(seqs[-1]), 0)
-    assert counts == expected_counts(batch1 + batch2 + batch3)
     calls = blocks(local_stack, abuser)
     assert [c["status"] for c in calls] == ["applied"]
     assert [d["action"] for d in decisions(status_a) if d["key"] == abuser] == ["block"]
