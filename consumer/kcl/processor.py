@@ -207,7 +207,11 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         c["skipped_redelivered"] += d.skipped
         if d.lines:
             try:
-                decisions = self.pipeline.process(d.lines, self.shard_id)
+                positioned = getattr(self.pipeline, "process_positioned", None)  # re-keying stage
+                if positioned is not None:
+                    decisions = positioned(d.lines, d.positions, self.shard_id)
+                else:
+                    decisions = self.pipeline.process(d.lines, self.shard_id)
             except Exception:
                 c["batch_errors"] += 1
                 log.exception(
@@ -252,6 +256,9 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
 
     def shard_ended(self, shard_ended_input: Any) -> None:
         """Resharding: save the final state for the children, then checkpoint SHARD_END (required)."""
+        end = getattr(self.pipeline, "end_of_shard", None)  # re-keying stage: publish what it holds
+        if end is not None:
+            end()
         self._checkpoint(shard_ended_input.checkpointer, "shard end", shard_end=True)
         self._close()
 
@@ -293,6 +300,12 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             return True  # nothing delivered since start: nothing to checkpoint
         else:
             seq, sub = self.last_delivered
+            durable = getattr(self.pipeline, "durable_position", None)  # re-keying stage holds a run
+            held = durable() if durable is not None else None
+            if held is False:
+                return True  # nothing published since start: nothing to checkpoint
+            if isinstance(held, tuple):
+                seq, sub = str(held[0]), held[1]
         outcome = checkpoint_with_retry(checkpointer, seq, sub, self.cfg.checkpoint, self.sleep)
         if outcome is Outcome.DONE:
             self.counters["checkpoints"] += 1
