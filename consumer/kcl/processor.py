@@ -10,6 +10,7 @@ past state that is not saved, and a restart resumes from the checkpoint with the
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -24,6 +25,9 @@ from consumer.kcl.status import StatusWriter
 from consumer.metrics import MetricsConfig, MetricsEmitter
 
 log = logging.getLogger(__name__)
+
+RESTORE_RETRY_FIRST_S = 0.5  # first wait when the snapshot store can't be read at restore
+RESTORE_RETRY_MAX_S = 30.0  # the wait doubles up to this
 
 
 class PipelineLike(Protocol):
@@ -74,6 +78,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             "checkpoints": 0,
             "checkpoint_failures": 0,
             "snapshot_failures": 0,
+            "restore_failures": 0,
         }
         self.millis_behind_latest: int | None = None
         self.restored_from: str | None = None
@@ -107,11 +112,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         assert self.pipeline is not None
         if self.store is None:
             return
-        try:
-            snap = snapshots.load_for(self.store, self.shard_id, checkpoint)
-        except Exception as exc:
-            log.error("shard %s: cannot list snapshots (%s); starting with empty state", self.shard_id, exc)
-            return
+        snap = self._load_snapshot(checkpoint)
         if snap is not None:
             if not self._apply(snap.blob, f"{self.shard_id}@{snap.position[0]}"):
                 return
@@ -126,6 +127,35 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             return
         if checkpoint is None and raw in (None, "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP") and self.parents_of:
             self._restore_from_parents()
+
+    def _load_snapshot(self, checkpoint: Position | None) -> snapshots.Snapshot | None:
+        """The snapshot for ``checkpoint``; while the store cannot be read, wait and try again.
+
+        Starting without it would apply the records after the checkpoint to an empty state and then
+        checkpoint past them: the state would be lost for good. Meanwhile the records wait in the
+        stream (and, decisions being in event time, are decided the same when they are read).
+        """
+        assert self.store is not None
+        delay = RESTORE_RETRY_FIRST_S
+        daemon_pid = os.getppid()
+        while True:
+            try:
+                return snapshots.load_for(self.store, self.shard_id, checkpoint)
+            except Exception as exc:
+                if os.getppid() != daemon_pid:  # the daemon is gone (stopped while we waited)
+                    log.error("shard %s: the KCL daemon exited during the restore; exiting", self.shard_id)
+                    raise SystemExit(1) from None
+                self.counters["restore_failures"] += 1
+                log.error(
+                    "shard %s: snapshot store unavailable at restore (%s); retrying in %.1f s, "
+                    "the shard's records wait in the stream",
+                    self.shard_id,
+                    exc,
+                    delay,
+                )
+                self._publish(force=True)
+                self.sleep(delay)
+                delay = min(delay * 2, RESTORE_RETRY_MAX_S)
 
     def _apply(self, blob: bytes, what: str) -> bool:
         """Restore a snapshot; one the pipeline rejects (e.g. an older format) leaves a fresh state."""
@@ -255,7 +285,13 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             except Exception as exc:
                 self.counters["snapshot_failures"] += 1
                 if not shard_end:
-                    log.error("shard %s: snapshot write failed (%s); not checkpointing", self.shard_id, exc)
+                    self.policy.failed()
+                    log.error(
+                        "shard %s: snapshot write failed (%s); not checkpointing, next try in %.0f s",
+                        self.shard_id,
+                        exc,
+                        self.cfg.checkpoint.every_s,
+                    )
                     return False
                 log.error("shard %s: final snapshot write failed (%s)", self.shard_id, exc)
         if shard_end:
