@@ -120,9 +120,14 @@ def test_rekey_writes_partials_and_nothing_else(template: dict[str, Any]) -> Non
     assert kcl.snapshots.store == "none"  # no state between batches: no bucket access needed
     partials = stream_arn(cfg.topology.partials_stream)
     assert partials == s.arns["PartialsStream"]
-    # the Republisher asks the shard count (write pacing), then PutRecords
+    # the Republisher asks the shard count (write pacing), then PutRecords; the stream view lists
+    # the raw stream's open shards (named in progress records) and the partials stream's (one
+    # progress record per partials shard)
     assert s.allows(role, "kinesis:PutRecords", partials)
     assert s.allows(role, "kinesis:DescribeStreamSummary", partials)
+    assert s.allows(role, "kinesis:ListShards", partials)
+    assert s.allows(role, "kinesis:ListShards", s.arns["LogStream"])
+    assert not s.allows(role, "kinesis:GetRecords", partials)
     assert s.allows(role, "kms:GenerateDataKey", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/abc")
     assert not s.allows(role, "kinesis:PutRecords", s.arns["LogStream"])
     actions = {
