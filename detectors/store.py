@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from detectors.kernels import window_breaks
 from detectors.metrics import CATALOG, BatchValues
-from detectors.sketch import REGISTERS, estimate, register_and_rank
+from detectors.sketch import REGISTERS, estimate
 
 SENTINEL = -(2**30)  # "no window"; +/- a few stays within int32
 
@@ -70,9 +71,11 @@ class StoreView:
     slot: np.ndarray
     wid: np.ndarray
     grp: np.ndarray  # group index of each record
+    gstart: np.ndarray  # first record of each group
     _running: dict[str, np.ndarray] = field(default_factory=dict)
     _pending: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     _previous: dict[str, np.ndarray] = field(default_factory=dict)  # per group: value of window w-1
+    _sliding: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # distinct metrics: per record (register, rank); per group the stored window's registers (row in
     # ``base_rows`` or -1) and the floor of a previous-window estimate
     _distinct: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
@@ -85,7 +88,7 @@ class StoreView:
         r = self._running.get(metric)
         if r is None:
             vals, cs, base = self._pending.pop(metric)
-            first = np.flatnonzero(np.r_[True, self.grp[1:] != self.grp[:-1]])
+            first = self.gstart
             offset = cs[first] - vals[first]
             r = base[self.grp] + cs - offset[self.grp]
             self._running[metric] = r
@@ -117,11 +120,16 @@ class StoreView:
         the standard two-window approximation of the last W seconds (the previous window's records
         assumed evenly spread). Returns (estimate, previous window value, its weight), per record.
         Sum metrics only. The previous window's value is as of the end of this batch."""
+        hit = self._sliding.get(metric)
+        if hit is not None:
+            return hit
         cur = self.running(metric)
         prev = self._previous[metric][self.grp]
         start = self.wid.astype(np.float64) * self.window_s
         weight = np.clip(1.0 - (self.t - start) / self.window_s, 0.0, 1.0)
-        return cur + prev * weight, prev, weight
+        out = (cur + prev * weight, prev, weight)
+        self._sliding[metric] = out
+        return out
 
     def key_of(self, i: int) -> str:
         return self.keys[int(self.slot[i])]  # type: ignore[return-value]
@@ -259,30 +267,44 @@ class WindowStore:
         bv: BatchValues,
         sel: np.ndarray,
         keys: list[str | None],
+        *,
+        by_slot: bool = False,
+        pre: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[StoreView | None, list[ClosedWindows]]:
-        """Aggregate the records ``sel`` (indices into the batch, arrival order) into the windows."""
+        """Aggregate the records ``sel`` (indices into the batch) into the windows. ``sel`` is in
+        arrival order, or (``by_slot``) already stably sorted by slot: then only a slot whose
+        records are not in window order costs a sort. ``pre``: the slot, time and window id of
+        each record of ``sel`` when the caller has them already."""
         n = int(sel.size)
         if n == 0:
             return None, []
         W = self.window_s
-        s0 = slot_all[sel]
-        t0 = t_all[sel]
-        w0 = np.floor_divide(t0, W).astype(np.int64)
-        wmin = int(w0.min())
-        span = int(w0.max()) - wmin + 1
-        sort_key = s0 if span == 1 else s0 * span + (w0 - wmin)
-        order = np.argsort(sort_key, kind="stable")
-        s, w, t, rec = s0[order], w0[order], t0[order], sel[order]
-        brk = np.flatnonzero((s[1:] != s[:-1]) | (w[1:] != w[:-1])) + 1
-        gstart = np.concatenate(([0], brk))
-        gend = np.concatenate((brk, [n]))
+        if pre is not None:
+            s0, t0, w0 = pre
+        else:
+            s0 = slot_all[sel]
+            t0 = t_all[sel]
+            w0 = np.floor_divide(t0, W).astype(np.int64)
+        gstart, ordered = window_breaks(s0, w0) if by_slot else (None, False)
+        if ordered:
+            s, w, t, rec = s0, w0, t0, sel
+        else:
+            wmin = int(w0.min())
+            span = int(w0.max()) - wmin + 1
+            sort_key = s0 if span == 1 else s0 * span + (w0 - wmin)
+            order = np.argsort(sort_key, kind="stable")
+            s, w, t, rec = s0[order], w0[order], t0[order], sel[order]
+            gstart = window_breaks(s, w)[0]
+        gend = np.empty_like(gstart)
+        gend[:-1] = gstart[1:]
+        gend[-1] = n
         gs, gw = s[gstart], w[gstart]
         c = self.cur_id[gs].astype(np.int64)
         old = (gw < c - 1) & (c != SENTINEL)
         if old.any():
             keep = np.repeat(~old, gend - gstart)
             self.late_dropped += int(n - keep.sum())
-            return self.update(slot_all, t_all, bv, np.sort(rec[keep]), keys)
+            return self.update(slot_all, t_all, bv, rec[keep], keys, by_slot=True)
 
         G = gs.size
         grp = np.repeat(np.arange(G), gend - gstart)
@@ -321,7 +343,7 @@ class WindowStore:
             c_wids = np.concatenate((gw[ga], uc[bp] - 1, uc[bc]))
             c_metrics: dict[str, np.ndarray] = {}
 
-        view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp)
+        view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp, gstart)
         for m in self.sums:
             cur, prev = self.cur[m], self.prev[m]
             vals = bv.value(m)[rec]
@@ -352,7 +374,8 @@ class WindowStore:
             regs, pest = self.regs[m], self.prev_est[m]
             comb = np.zeros((G, REGISTERS), dtype=np.uint8)
             if isinstance(bv, BatchValues):
-                idx, rank = register_and_rank(bv.hashes(m)[rec])
+                idx_all, rank_all = bv.ranks(m)
+                idx, rank = idx_all[rec], rank_all[rec]
                 np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
             else:  # partial rows carry whole sketches: merge register-wise
                 np.maximum.at(comb, grp, bv.registers(m)[rec])
