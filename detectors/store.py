@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from detectors.kernels import window_breaks
+from detectors.kernels import group_plan, sum_update, window_breaks
 from detectors.metrics import CATALOG, BatchValues
 from detectors.sketch import REGISTERS, estimate
 
@@ -71,9 +71,7 @@ class StoreView:
     slot: np.ndarray
     wid: np.ndarray
     grp: np.ndarray  # group index of each record
-    gstart: np.ndarray  # first record of each group
     _running: dict[str, np.ndarray] = field(default_factory=dict)
-    _pending: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     _previous: dict[str, np.ndarray] = field(default_factory=dict)  # per group: value of window w-1
     _sliding: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # distinct metrics: per record (register, rank); per group the stored window's registers (row in
@@ -85,14 +83,7 @@ class StoreView:
     def running(self, metric: str) -> np.ndarray:
         """Value of the key's window after each record (distinct metrics: only at a group's last record,
         NaN elsewhere)."""
-        r = self._running.get(metric)
-        if r is None:
-            vals, cs, base = self._pending.pop(metric)
-            first = self.gstart
-            offset = cs[first] - vals[first]
-            r = base[self.grp] + cs - offset[self.grp]
-            self._running[metric] = r
-        return r
+        return self._running[metric]
 
     def refine_distinct(self, metric: str, groups: np.ndarray) -> np.ndarray:
         """The running estimate at every record of ``groups`` (not only their last one), so a
@@ -295,81 +286,46 @@ class WindowStore:
             order = np.argsort(sort_key, kind="stable")
             s, w, t, rec = s0[order], w0[order], t0[order], sel[order]
             gstart = window_breaks(s, w)[0]
-        gend = np.empty_like(gstart)
-        gend[:-1] = gstart[1:]
-        gend[-1] = n
-        gs, gw = s[gstart], w[gstart]
-        c = self.cur_id[gs].astype(np.int64)
-        old = (gw < c - 1) & (c != SENTINEL)
-        if old.any():
+        closing = self.emitted is not None
+        emitted = self.emitted if self.emitted is not None else self.cur_id
+        # Per group (slot, window) and per key: what the state holds and where each window goes. Windows
+        # this batch rolls out of the state for good are delivered to the closed-window hook with their
+        # final values: windows of this batch's groups older than the new previous window (``ga``: a
+        # batch may span several windows), and stored windows that get no record in this batch
+        # (``bp``: the previous one, ``bc``: the current one).
+        (
+            has_old, gend, gs, gw, c, grp, ustart, uend, us, uc, unc, g_u, is_cur, is_prev,
+            new_cur, new_prev, same, one, ga, bp, bc,
+        ) = group_plan(s, w, gstart, self.cur_id, emitted, self.prev["requests"], closing, SENTINEL)
+        if has_old:
+            old = (gw < c - 1) & (c != SENTINEL)
             keep = np.repeat(~old, gend - gstart)
             self.late_dropped += int(n - keep.sum())
             return self.update(slot_all, t_all, bv, rec[keep], keys, by_slot=True)
-
         G = gs.size
-        grp = np.repeat(np.arange(G), gend - gstart)
-        ubrk = np.flatnonzero(gs[1:] != gs[:-1]) + 1
-        ustart = np.concatenate(([0], ubrk))
-        uend = np.concatenate((ubrk, [G]))
-        us, uc = gs[ustart], c[ustart]
-        unc = np.maximum(uc, gw[uend - 1])
-        g_u = np.repeat(np.arange(us.size), uend - ustart)
-        gnc = unc[g_u]
-        is_cur = gw == c
-        is_prev = gw == c - 1
-        new_cur = np.flatnonzero(gw == gnc)
-        new_prev = np.flatnonzero(gw == gnc - 1)
-        same = uc == unc
-        one = uc == unc - 1
-
-        # Windows this batch rolls out of the state for good, delivered to the closed-window hook with
-        # their final values: windows of this batch's groups older than the new previous window (a
-        # batch may span several windows), and stored windows that get no record in this batch.
-        closing = self.emitted is not None
         if closing:
-            em_g = self.emitted[gs].astype(np.int64)
-            em_u = self.emitted[us].astype(np.int64)
-            ga = np.flatnonzero((gw < gnc - 1) & (gw > em_g))
-            has_c = np.zeros(us.size, dtype=bool)
-            has_c[g_u[is_cur]] = True
-            has_p = np.zeros(us.size, dtype=bool)
-            has_p[g_u[is_prev]] = True
-            valid = uc != SENTINEL
-            bp = np.flatnonzero(
-                valid & (unc >= uc + 1) & ~has_p & (uc - 1 > em_u) & (self.prev["requests"][us] > 0)
-            )
-            bc = np.flatnonzero(valid & (unc >= uc + 2) & ~has_c & (uc > em_u))
             c_slots = np.concatenate((gs[ga], us[bp], us[bc]))
             c_wids = np.concatenate((gw[ga], uc[bp] - 1, uc[bc]))
             c_metrics: dict[str, np.ndarray] = {}
 
-        view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp, gstart)
+        view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp)
         for m in self.sums:
             cur, prev = self.cur[m], self.prev[m]
-            vals = bv.value(m)[rec]
-            cs = np.cumsum(vals)
-            cur_g, prev_g = cur[gs], prev[gs]
-            base = np.where(is_cur, cur_g, np.where(is_prev, prev_g, 0)).astype(np.float64)
-            view._pending[m] = (vals, cs, base)
-            gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
-            # value of window w-1 of each group's key: stored (w-1 is the key's current or previous
-            # window) plus this batch's records for it (the group just before, same key, window w-1)
-            pb = np.where(gw - 1 == c, cur_g, np.where(gw - 1 == c - 1, prev_g, 0)).astype(np.float64)
-            adjacent = np.zeros(G, dtype=bool)
-            adjacent[1:] = (gs[1:] == gs[:-1]) & (gw[1:] == gw[:-1] + 1)
-            pb[1:] += np.where(adjacent[1:], gtot[:-1], 0.0)
+            v = bv.value(m)
+            if closing:  # stored windows closing without records here: their values before the update
+                stored = (prev[us[bp]], cur[us[bc]])
+            if v.dtype == np.float64 and v.flags.c_contiguous:
+                run, base, gtot, pb = sum_update(
+                    v, rec, gstart, gend, gw, c, us, ustart, uend, unc, same, one, cur, prev
+                )
+            else:
+                run, base, gtot, pb = _sum_update_numpy(
+                    v, rec, gstart, gend, gs, gw, c, grp, ustart, g_u, new_cur, new_prev, same, one, cur, prev
+                )
+            view._running[m] = run
             view._previous[m] = pb
             if closing:
-                c_metrics[m] = np.concatenate((base[ga] + gtot[ga], prev[us[bp]], cur[us[bc]])).astype(
-                    np.float64
-                )
-            old_cur = cur_g[ustart].astype(np.float64)  # gs[ustart] == us: no second gather
-            ncv = np.where(same, old_cur, 0.0)
-            npv = np.where(same, prev_g[ustart].astype(np.float64), np.where(one, old_cur, 0.0))
-            ncv[g_u[new_cur]] += gtot[new_cur]
-            npv[g_u[new_prev]] += gtot[new_prev]
-            cur[us] = ncv
-            prev[us] = npv
+                c_metrics[m] = np.concatenate((base[ga] + gtot[ga], *stored)).astype(np.float64)
         for m in self.distincts:
             regs, pest = self.regs[m], self.prev_est[m]
             comb = np.zeros((G, REGISTERS), dtype=np.uint8)
@@ -418,6 +374,49 @@ class WindowStore:
             mets = {m: v[o] for m, v in c_metrics.items()}
             closed.append(ClosedWindows(self.key_type, self.channel, W, c_slots, c_wids, mets))
         return view, closed
+
+
+def _sum_update_numpy(
+    v: np.ndarray,
+    rec: np.ndarray,
+    gstart: np.ndarray,
+    gend: np.ndarray,
+    gs: np.ndarray,
+    gw: np.ndarray,
+    c: np.ndarray,
+    grp: np.ndarray,
+    ustart: np.ndarray,
+    g_u: np.ndarray,
+    new_cur: np.ndarray,
+    new_prev: np.ndarray,
+    same: np.ndarray,
+    one: np.ndarray,
+    cur: np.ndarray,
+    prev: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``kernels.sum_update`` in numpy, for values that are not float64 (kept in their own dtype)."""
+    us = gs[ustart]
+    vals = v[rec]
+    cs = np.cumsum(vals)
+    cur_g, prev_g = cur[gs], prev[gs]
+    base = np.where(gw == c, cur_g, np.where(gw == c - 1, prev_g, 0)).astype(np.float64)
+    gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
+    # value of window w-1 of each group's key: stored (w-1 is the key's current or previous
+    # window) plus this batch's records for it (the group just before, same key, window w-1)
+    pb = np.where(gw - 1 == c, cur_g, np.where(gw - 1 == c - 1, prev_g, 0)).astype(np.float64)
+    adjacent = np.zeros(gs.size, dtype=bool)
+    adjacent[1:] = (gs[1:] == gs[:-1]) & (gw[1:] == gw[:-1] + 1)
+    pb[1:] += np.where(adjacent[1:], gtot[:-1], 0.0)
+    old_cur = cur_g[ustart].astype(np.float64)  # gs[ustart] == us: no second gather
+    ncv = np.where(same, old_cur, 0.0)
+    npv = np.where(same, prev_g[ustart].astype(np.float64), np.where(one, old_cur, 0.0))
+    ncv[g_u[new_cur]] += gtot[new_cur]
+    npv[g_u[new_prev]] += gtot[new_prev]
+    cur[us] = ncv
+    prev[us] = npv
+    offset = cs[gstart] - vals[gstart]
+    run = base[grp] + cs - offset[grp]
+    return run, base, gtot, pb
 
 
 def _running_estimates(
