@@ -27,7 +27,7 @@ from detectors.base import WindowDetector
 from detectors.batch import RecordBatch
 from detectors.config import StateConfig
 from detectors.finding import Finding
-from detectors.kernels import first_seen, max_at
+from detectors.kernels import first_seen, max_at, window_ids
 from detectors.keytable import KeyTable, key_hashes
 from detectors.metrics import CATALOG, BatchValues
 from detectors.partial_buffer import PartialBuffer
@@ -467,7 +467,10 @@ class Engine:
                 pick = picks[ch]
                 w = w_k.get(W)
                 if w is None:
-                    w = w_k[W] = np.floor_divide(t_k, W).astype(np.int64)
+                    w, exact = window_ids(t_k, W)
+                    if not exact:
+                        w = np.floor_divide(t_k, W).astype(np.int64)
+                    w_k[W] = w
                 if pick is None:
                     sel, pre = by_slot, (s_k, t_k, w)
                 else:

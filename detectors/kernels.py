@@ -356,6 +356,28 @@ def group_plan(s, w, gstart, cur_id, emitted, prev_requests, closing, sentinel):
     )  # fmt: skip
 
 
+
+@njit(cache=True, nogil=True)
+def window_ids(t: np.ndarray, width: int) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
+    """``floor(t / width)`` as int64, exactly numpy's ``floor_divide`` (the exact floor of the real
+    quotient): the rounded quotient is corrected until ``q * width <= t < (q + 1) * width``, with
+    products exact below 2^52. False (and a partial result) if some time is not below 2^52 in
+    magnitude (or NaN): the caller uses numpy then."""
+    out = np.empty(t.size, dtype=np.int64)
+    w = np.float64(width)
+    for i in range(t.size):
+        x = t[i]
+        if not abs(x) < 4503599627370496.0:
+            return out, False
+        q = np.floor(x / w)
+        if q * w > x:
+            q -= 1.0
+        elif (q + 1.0) * w <= x:
+            q += 1.0
+        out[i] = np.int64(q)
+    return out, True
+
+
 _warm = False
 
 
@@ -375,6 +397,7 @@ def warm() -> None:
     window_breaks(i64, i64)
     first_seen(i64, np.zeros(2, dtype=np.bool_))
     hll_sums(np.zeros((2, 32), dtype=np.uint8), np.ones(64))
+    window_ids(np.zeros(2), 60)
     # one key (slot 0) with one group of two records, in a store of each state dtype
     one = np.zeros(1, dtype=np.int64)
     gstart = window_breaks(i64, i64)[0]
