@@ -442,7 +442,7 @@ class Engine:
             keys = batch.keys.get(kt)
             if keys is None:
                 raise ValueError(f"batch has no keys for key type {kt!r} (KeyExtractor fills batch.keys)")
-            if len(keys) == n and keys.count(None) == n:
+            if isinstance(keys, list) and len(keys) == n and keys.count(None) == n:
                 continue  # no record has this key type's key (e.g. no API key header): nothing to do
             slot_rec = self._slots(kt, table, keys, t, ok, findings)
             # One stable sort by slot for all stores of the key type: a store takes its channel's
