@@ -450,8 +450,7 @@ class Engine:
             # when a slot's records are not in window order.
             # Slot, time and window id of those records are gathered once per key type (window ids
             # once per window length) and subset per channel.
-            keyed = np.flatnonzero(slot_rec >= 0)
-            by_slot = keyed[np.argsort(slot_rec[keyed], kind="stable")]
+            by_slot = _stable_order(slot_rec)
             s_k, t_k = slot_rec[by_slot], t[by_slot]
             w_k: dict[int, np.ndarray] = {}
             picks: dict[Channel, np.ndarray | None] = {}
@@ -615,6 +614,22 @@ class Engine:
             if idle.size:
                 self._release(kt, table, idle, findings)
                 table.evicted_idle += int(idle.size)
+
+
+def _stable_order(slot_rec: np.ndarray) -> np.ndarray:
+    """Indices of the records with a slot (>= 0), stably sorted by slot. Slot and record index packed
+    in one int64 are all distinct, so numpy's (SIMD) unstable sort gives the stable order ~10x faster
+    than a stable argsort."""
+    keyed = np.flatnonzero(slot_rec >= 0)
+    if keyed.size == 0:
+        return keyed
+    k = int(slot_rec.size).bit_length()
+    s = slot_rec[keyed]
+    if int(s.max()) >= 1 << (62 - k):
+        return keyed[np.argsort(s, kind="stable")]
+    packed = (s << k) | keyed
+    packed.sort()
+    return packed & ((1 << k) - 1)
 
 
 def _slice(batch: RecordBatch, a: int, b: int) -> RecordBatch:
