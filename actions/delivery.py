@@ -9,7 +9,9 @@ drains, moves there; without one, failed entries are retried indefinitely and re
 in the local spool (counted in ``spool.pending``) for an operator.
 
 Every payload handed to ``enqueue`` is counted exactly once as ``delivered`` or ``spooled.<why>``;
-spooled entries are later counted once as ``spool.redelivered`` or ``spool.dead_lettered``.
+spooled entries are later counted once as ``spool.redelivered`` or ``spool.dead_lettered``. The
+runner's snapshot carries the spooled entries; restoring it elsewhere ``adopt``s those the local
+spool lacks (counted as ``adopted``, then settled like any spooled entry).
 """
 
 from __future__ import annotations
@@ -213,6 +215,32 @@ class Delivery:
                 self._spooled_inflight.add(inflight["idempotency_key"])
         if inflight is not None:
             self._spool(inflight, "flush_timeout", "still being delivered at the flush timeout")
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Spooled entries still to be delivered (not those the Lambda rejected), for a snapshot."""
+        return [e for e in self.spool.entries() if e.get("reason") != "rejected"]
+
+    def adopt(self, entries: list[dict[str, Any]]) -> int:
+        """Spool the entries (from a restored snapshot) this spool lacks, and drain them soon.
+
+        Their first spool may be gone with its worker's disk. One already delivered meanwhile is
+        answered ``duplicate`` by the block Lambda (idempotent on the key).
+        """
+        have = {e["idempotency_key"] for e in self.spool.entries()}
+        new = [
+            e
+            for e in entries
+            if isinstance(e, dict)
+            and isinstance(e.get("payload"), dict)
+            and e.get("idempotency_key") not in have
+        ]
+        for e in new:
+            self.spool.append(e)
+        if new:
+            with self._lock:
+                self.counts["adopted"] += len(new)
+            self.wake_drain()
+        return len(new)
 
     def wake_drain(self) -> None:
         """Drain the spool at the worker's next idle moment (e.g. after an operator fixed the function)."""

@@ -110,12 +110,22 @@ class ActionRunner:
         self.guard.breaker.reset("operator")
 
     def snapshot(self) -> dict[str, Any]:
-        return {"version": SNAPSHOT_VERSION, "guard": self.guard.snapshot()}
+        out: dict[str, Any] = {"version": SNAPSHOT_VERSION, "guard": self.guard.snapshot()}
+        if self.delivery is not None:
+            # The guard state counts these blocks as done: whoever restores this snapshot (another
+            # worker, with its own disk and spool) must deliver them, or they are lost with this disk.
+            out["pending"] = self.delivery.pending()
+        return out
 
     def restore(self, obj: Any) -> None:
         if not isinstance(obj, dict) or obj.get("version") != SNAPSHOT_VERSION:
             raise ValueError("actions snapshot has an unknown format or version")
         self.guard.restore(obj["guard"])
+        pending = obj.get("pending") or []
+        if self.delivery is not None and pending:
+            adopted = self.delivery.adopt(pending)
+            if adopted:
+                log.info("%d undelivered block(s) from the snapshot added to the spool", adopted)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"dry_run": int(self.dry_run), **self.guard.stats()}

@@ -20,6 +20,7 @@ import numpy as np
 from consumer.config import Config
 from consumer.rekey.factory import build_pipeline
 from consumer.rekey.stages import RekeyPipeline
+from consumer.rekey.streams import StaticView
 from consumer.traffic import generate
 
 
@@ -62,7 +63,8 @@ def main() -> None:
     ref = len(single.process(lines, "one")) + len(single.drain())
     for bs in a.batch_s:
         sink = Sink()
-        rks = [RekeyPipeline.from_config(cfg_r, publisher=sink) for _ in range(a.shards)]
+        names = [f"s{i}" for i in range(a.shards)]
+        rks = [RekeyPipeline.from_config(cfg_r, publisher=sink, view=StaticView(names)) for _ in names]
         slot = np.floor((t - t.min()) / bs).astype(np.int64)
         c0 = cpu()
         groups: dict[tuple[int, int], list[bytes]] = {}

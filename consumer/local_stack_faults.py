@@ -30,9 +30,18 @@ An outage rule: ``{"outage": "503", "seconds": 15}`` answers every request (or o
 ``"service"``) with that service's 503 error; ``{"outage": "down", "seconds": 15}`` closes the
 listener itself: connections are refused for 15 s, then the same server (same moto state) listens
 on the same port again. ``down`` needs the server loop of :func:`serve_with_restarts`
-(:class:`consumer.local_stack.LocalStack` runs it); it starts ~0.2 s after the answer.
+(:class:`consumer.local_stack.LocalStack` runs it); it starts ~0.2 s after the answer, is not listed
+among the rules, and counts in ``restarts`` once the listener is back.
 
-``GET`` answers ``{"rules": [{..., "id", "injected", "remaining", "expires_in"}], "injected":
+From a test (``Faults`` is the client)::
+
+    faults = Faults(stack.endpoint)
+    rid = faults.add(service="lambda", operation="Invoke", error="TooManyRequestsException", seconds=60)
+    faults.outage(15, kind="down")      # or kind="503", service="s3"
+    faults.injected(rid); faults.state()["seen"]; faults.clear()
+
+``GET`` answers ``{"rules": [{..., "id", "active", "injected", "remaining", "expires_in", "first_at",
+"last_at"}], "injected":
 {"kinesis.GetRecords.ProvisionedThroughputExceededException": n}, "seen": {"kinesis.GetRecords":
 n}, "restarts": n}``: ``seen`` counts every request by service and operation (faulted or not),
 ``restarts`` the listener restarts done. Expired rules stay listed (``active: false``) with their
@@ -119,6 +128,8 @@ class Rule:
     created: float = field(default_factory=time.monotonic)
     matched: int = 0
     injected: int = 0
+    first_at: float | None = None  # wall clock of the first and last injection (for reports)
+    last_at: float | None = None
 
     @classmethod
     def parse(cls, rid: int, data: Any) -> Rule:
@@ -171,6 +182,11 @@ class Rule:
         if self.path_contains is not None and self.path_contains not in req.path:
             return False
         return self.body_contains is None or self.body_contains.encode() in req.body()
+
+    def hit(self) -> None:
+        self.injected += 1
+        self.last_at = time.time()
+        self.first_at = self.first_at or self.last_at
 
     def view(self, now: float) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -325,7 +341,7 @@ class FaultInjector:
                     continue
                 if rule.outage is not None:
                     if rule.service in ("*", req.service):
-                        rule.injected += 1
+                        rule.hit()
                         self.injected[f"{req.service}.{req.operation}.ServiceUnavailable"] += 1
                         return rule
                     continue
@@ -334,7 +350,7 @@ class FaultInjector:
                 rule.matched += 1
                 if (rule.matched - 1) % rule.every:
                     continue
-                rule.injected += 1
+                rule.hit()
                 self.injected[f"{req.service}.{req.operation}.{rule.error}"] += 1
                 return rule
         return None

@@ -4,18 +4,18 @@ One Kinesis record carries one line: tab-separated fields in CloudFront's fixed 
 ``-`` for a missing value, a trailing ``\\n``. The configured field list decides the columns.
 
 Why it is built this way (figures in ``bench/results/parse.md``): per-record Python work is what
-costs, so a batch is processed in chunks of ~1000 lines as *one* buffer: the lines joined by a tab,
-then one C ``split(b"\\t")``, and the wanted columns are slices of that flat list. Line structure is
-verified without a per-line Python loop: every line ends with its one ``\\n`` (one numpy count over
-the buffer) and every N-th element of the split ends with it. Columns are then converted one at a
-time: repetitive fields (status, method, result type, user agent, cookie...) through a small
-per-column table of converted values kept across batches (each distinct value is validated and
-converted once, and equal texts share one ``str``); other numbers with ``float`` in C after one
-``translate`` check of the whole column; ``dddddddddd.ddd`` timestamps vectorised.
+costs, so a batch is processed in chunks of ~1000 lines as *one* buffer (the lines joined, with
+their offsets) by a compiled kernel (:mod:`consumer.scan`, numba): it checks each line's structure,
+finds the start and end of the wanted fields only, converts the wanted numbers to float64 and names
+the defect of a bad line. Text columns are then built in bulk: the wanted fields' bytes of the good
+lines are gathered into one tab-separated buffer, and one ``decode`` plus one ``split`` make the
+strings. ``cs-headers`` (when not URL-decoded) keeps those bytes (:class:`ScannedTexts`) so that
+the header-key kernel can search them without re-encoding ~500 characters per record.
 
-Anything the fast path does not accept goes through :func:`LineParser.parse_line`, the reference
-semantics for one line, which decides whether the line is a record or malformed (and why); the fast
-path only ever accepts what ``parse_line`` accepts, with the same values (tests check both agree).
+Anything the kernel cannot decide exactly and cheaply (a wanted text field that is not ASCII, a
+number with more than 15 significant digits) goes through :func:`LineParser.parse_line`, the
+reference semantics for one line; the kernel follows the same rules, with the same values (tests
+check both agree, numbers bit for bit).
 
 Reason codes: ``too_long`` (more than ``max_line_bytes``), ``empty``, ``field_count``,
 ``invalid_utf8`` (in a field that is read), ``bad_timestamp`` (missing, not a number, or outside
@@ -28,28 +28,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import chain
 
 import numpy as np
 
 from consumer import fields as catalog
-from consumer.columns import (
-    Column,
-    Table,
-    decode_value,
-    numbers_column,
-    parse_number,
-    texts_column,
-    timestamp_ok,
-)
+from consumer import scan
+from consumer.columns import Column, decode_value, parse_number, timestamp_ok
 from consumer.fields import Kind
+from consumer.scan_texts import ScannedTexts
 from detectors.batch import RecordBatch
 
-CHUNK = 1024  # lines per fast-path pass: keeps the joined buffer and the flat list in cache
+#: Text columns handed on with the bytes they were decoded from (``ScannedTexts``): the ones a key
+#: kernel searches (header keys). Others are plain lists, so that a kept column pins no buffer.
+KEEP_BYTES = frozenset({"cs-headers"})
+CHUNK = 1024  # lines per kernel pass: the joined buffer stays in cache (8192 lines at once: ~20% slower)
 
 _NL = b"\n"
 _TAB = b"\t"
 _DASH = b"-"
+_TAB_STR = "\t"
 
 
 @dataclass(slots=True)
@@ -61,7 +59,7 @@ class ParseResult:
 
 
 class LineParser:
-    """Columns of a fixed TSV layout: the per-line reference path and the chunked fast path.
+    """Columns of a fixed TSV layout: the per-line reference path and the compiled batch path.
 
     ``n_fields`` is the number of fields per line, ``columns`` the wanted ones. Shared by the
     real-time parser and the standard (W3C) parser.
@@ -75,12 +73,32 @@ class LineParser:
         self.n_fields = n_fields
         self.columns = tuple(columns)
         self.max_line_bytes = max_line_bytes
-        self._scratch = np.empty(1 << 16, dtype=bool)
-        # Per column, converted values of repetitive fields, kept across chunks (bounded).
-        self._tables: dict[str, Table] = {c.name: Table() for c in self.columns}
         for c in self.columns:
             if not 0 <= c.index < n_fields:
                 raise ValueError(f"column {c.name} at index {c.index} outside a {n_fields}-field layout")
+        if len({c.index for c in self.columns}) != len(self.columns):
+            raise ValueError("two columns read the same field")
+        # The kernel's view of the columns (see consumer.scan.scan).
+        self._slot = np.full(n_fields, -1, dtype=np.int64)
+        self._kinds = np.empty(len(self.columns), dtype=np.int64)
+        self._is_time = np.zeros(len(self.columns), dtype=np.bool_)
+        self._num_slot = np.full(len(self.columns), -1, dtype=np.int64)
+        numeric: list[int] = []
+        text: list[int] = []
+        for ci, c in enumerate(self.columns):
+            self._slot[c.index] = ci
+            self._kinds[ci] = _KERNEL_KIND[c.kind]
+            self._is_time[ci] = c.required_time
+            if c.numeric:
+                self._num_slot[ci] = len(numeric)
+                numeric.append(ci)
+            else:
+                text.append(ci)
+        self._numeric = tuple(numeric)
+        self._text = np.asarray(text, dtype=np.int64)
+        self._last_wanted = max((c.index for c in self.columns), default=-1)
+        self._eq = np.empty(0, dtype=np.bool_)
+        self._masks = np.empty(1, dtype=np.uint64)
 
     # ----------------------------------------------------------------- reference: one line
     def parse_line(self, line: bytes) -> tuple[str, None] | tuple[None, tuple[object, ...]]:
@@ -127,6 +145,8 @@ class LineParser:
         self, lines: Sequence[bytes]
     ) -> tuple[dict[str, np.ndarray | list[str | None]], list[int], list[tuple[str, bytes]]]:
         """Columns of the valid lines, their input positions, and the malformed lines with reasons."""
+        if len(lines) <= CHUNK:
+            return self._chunk(lines)
         out: dict[str, list] = {c.name: [] for c in self.columns}
         kept: list[int] = []
         malformed: list[tuple[str, bytes]] = []
@@ -145,6 +165,10 @@ class LineParser:
             parts = out[c.name]
             if c.numeric:
                 result[c.name] = np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+            elif all(isinstance(p, ScannedTexts) for p in parts):
+                result[c.name] = ScannedTexts(
+                    chain.from_iterable(parts), [s for p in parts for s in p.segments]
+                )
             else:
                 joined: list[str | None] = []
                 for p in parts:
@@ -156,63 +180,92 @@ class LineParser:
         self, lines: Sequence[bytes]
     ) -> tuple[dict[str, np.ndarray | list[str | None]], list[int], list[tuple[str, bytes]]]:
         n = len(lines)
-        fast = self._fast(lines)
-        others: list[int] = []
-        if fast is not None:
-            good_idx = list(range(n))
-        else:
-            # Structure check failed somewhere in the chunk: find the lines that can take the fast path.
-            eligible = self._eligible(lines)
-            good_idx = [i for i, ok in enumerate(eligible) if ok]
-            others = [i for i, ok in enumerate(eligible) if not ok]
-            fast = self._fast([lines[i] for i in good_idx]) if good_idx else None
-            if fast is None:  # nothing eligible (or, defensively, the check still fails)
-                return self._merge(lines, None, [], list(range(n)))
-        cols, bad_rows = fast
-        if bad_rows:
-            # Rows a column check flagged: the reference path decides (and names the reason).
-            keep = [True] * len(good_idx)
-            for r in bad_rows:
-                keep[r] = False
-                others.append(good_idx[r])
-            cols = _select(cols, keep)
-            good_idx = list(compress(good_idx, keep))
-        if not others:
-            return cols, good_idx, []
-        return self._merge(lines, cols, good_idx, sorted(others))
+        if n == 0:
+            return self._empty_columns(), [], []
+        offs = np.empty(n + 1, dtype=np.int64)
+        offs[0] = 0
+        np.cumsum(np.fromiter(map(len, lines), np.int64, n), out=offs[1:])
+        buf = np.frombuffer(b"".join(lines), dtype=np.uint8)
+        masks = self._tab_masks(buf)
+        n_cols = len(self.columns)
+        starts = np.empty((n_cols, n), dtype=np.int64)
+        ends = np.empty((n_cols, n), dtype=np.int64)
+        nums = np.empty((len(self._numeric), n), dtype=np.float64)
+        status = np.empty(n, dtype=np.int8)
+        good = np.empty(n, dtype=np.int64)
+        k = scan.scan(
+            buf, masks, offs, self.n_fields, self._slot, self._last_wanted, self._kinds, self._is_time,
+            self._num_slot, self.max_line_bytes, starts, ends, nums, status, good,
+        )  # fmt: skip
+        cols: dict[str, np.ndarray | list[str | None]] = {}
+        for ci in self._numeric:
+            cols[self.columns[ci].name] = nums[self._num_slot[ci], :k]
+        if self._text.shape[0]:
+            self._texts(buf, starts, ends, k, cols)
+        if k == n:
+            return cols, list(range(n)), []
+        return self._rest(lines, cols, good[:k].tolist(), status)
 
-    def _eligible(self, lines: Sequence[bytes]) -> list[bool]:
-        tabs = self.n_fields - 1
-        limit = self.max_line_bytes
-        return [
-            len(line) <= limit
-            and line.endswith(_NL)
-            and line.count(_NL) == 1
-            and line.count(_TAB) == tabs
-            and len(line) > 1
-            for line in lines
-        ]
+    def _tab_masks(self, buf: np.ndarray) -> np.ndarray:
+        """Bit masks of the tabs in ``buf`` (64 bytes per word, one zero word after the end)."""
+        size = buf.shape[0]
+        words = (size + 63) // 64
+        if self._eq.shape[0] < words * 64:  # reused: a fresh 1 MB array per chunk costs page faults
+            self._eq = np.empty(2 * words * 64, dtype=np.bool_)
+            self._masks = np.empty(2 * words + 1, dtype=np.uint64)
+        eq = self._eq[: words * 64]
+        np.equal(buf, 9, out=eq[:size])
+        eq[size:] = False
+        masks = self._masks[: words + 1]
+        masks[words] = 0
+        scan.tab_masks(eq.view(np.uint64), masks[:words])
+        return masks
 
-    def _merge(
+    def _texts(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int, cols: dict) -> None:
+        """The text columns of the ``k`` good lines: one buffer, one decode, one split.
+
+        The kernel only accepts lines whose wanted text fields are ASCII (others go to the
+        reference path), so the buffer decodes as ASCII; it holds no tab but the separators."""
+        raw, dash, dashes, at = scan.gather(buf, starts, ends, self._text, k)
+        parts = str(raw, "ascii").split(_TAB_STR) if k else []
+        for j, ci in enumerate(self._text.tolist()):
+            c = self.columns[ci]
+            col: list[str | None]
+            if c.name in KEEP_BYTES and not c.decode:  # values = the bytes as they are: for key kernels
+                col = ScannedTexts(parts[j * k : (j + 1) * k], [(raw, at[j])])
+            else:
+                col = parts[j * k : (j + 1) * k]
+            if dashes[j]:
+                for r in np.flatnonzero(dash[j]).tolist():
+                    col[r] = None
+            if c.decode:
+                col = [v if v is None or "%" not in v else decode_value(v) for v in col]
+            cols[c.name] = col
+
+    def _rest(
         self,
         lines: Sequence[bytes],
-        cols: dict[str, np.ndarray | list[str | None]] | None,
+        cols: dict[str, np.ndarray | list[str | None]],
         fast_positions: list[int],
-        slow_positions: list[int],
+        status: np.ndarray,
     ) -> tuple[dict[str, np.ndarray | list[str | None]], list[int], list[tuple[str, bytes]]]:
-        """Run the reference path on ``slow_positions`` and merge its records in input order."""
+        """Lines the kernel did not accept: its reason, or the reference path's verdict (``SLOW``);
+        records of the reference path are merged in input order."""
         malformed: list[tuple[str, bytes]] = []
         slow_rows: list[tuple[int, tuple[object, ...]]] = []
-        for i in slow_positions:
-            reason, values = self.parse_line(lines[i])
-            if reason is not None:
-                malformed.append((reason, bytes(lines[i])))
+        codes = status.tolist()
+        for i in np.flatnonzero(status).tolist():
+            code = codes[i]
+            if code == scan.SLOW:
+                reason, values = self.parse_line(lines[i])
+                if reason is None:
+                    assert values is not None
+                    slow_rows.append((i, values))
+                    continue
             else:
-                assert values is not None
-                slow_rows.append((i, values))
+                reason = scan.REASONS[code]
+            malformed.append((reason, bytes(lines[i])))
         if not slow_rows:
-            if cols is None:
-                cols = self._empty_columns()
             return cols, fast_positions, malformed
         positions = sorted(fast_positions + [i for i, _ in slow_rows])
         slot = {p: k for k, p in enumerate(positions)}
@@ -220,16 +273,15 @@ class LineParser:
         for j, c in enumerate(self.columns):
             if c.numeric:
                 arr = np.empty(len(positions), dtype=np.float64)
-                if cols is not None and fast_positions:
+                if fast_positions:
                     arr[[slot[p] for p in fast_positions]] = cols[c.name]
                 for i, values in slow_rows:
                     arr[slot[i]] = values[j]
                 merged[c.name] = arr
             else:
                 lst: list[str | None] = [None] * len(positions)
-                if cols is not None:
-                    for p, v in zip(fast_positions, cols[c.name], strict=True):
-                        lst[slot[p]] = v
+                for p, v in zip(fast_positions, cols[c.name], strict=True):
+                    lst[slot[p]] = v
                 for i, values in slow_rows:
                     lst[slot[i]] = values[j]  # type: ignore[assignment]
                 merged[c.name] = lst
@@ -238,72 +290,8 @@ class LineParser:
     def _empty_columns(self) -> dict[str, np.ndarray | list[str | None]]:
         return {c.name: (np.empty(0, dtype=np.float64) if c.numeric else []) for c in self.columns}
 
-    # ----------------------------------------------------------------- the fast path
-    def _fast(
-        self, lines: Sequence[bytes]
-    ) -> tuple[dict[str, np.ndarray | list[str | None]], set[int]] | None:
-        """Columns for a chunk whose structure is valid, plus rows whose values need the slow path.
 
-        ``None`` when the structure check fails (some line has the wrong field count, no or an
-        inner newline, or is too long).
-        """
-        n = len(lines)
-        if n == 0:
-            return self._empty_columns(), set()
-        lens = np.fromiter(map(len, lines), np.int64, n)
-        if lens.max() > self.max_line_bytes or lens.min() == 0:
-            return None
-        # One buffer: the lines joined by a tab, so that one split gives N elements per line.
-        buf = _TAB.join(lines)
-        arr = np.frombuffer(buf, dtype=np.uint8)
-        ends = int(np.count_nonzero(arr[np.cumsum(lens) - 1 + np.arange(n)] == 10))
-        if ends == 0:  # lines handed over without their newline
-            buf = b"\n\t".join(lines) + _NL
-            arr = np.frombuffer(buf, dtype=np.uint8)
-        elif ends != n:
-            return None
-        # Exactly one newline per line: each line's own terminator. (A reused scratch buffer for the
-        # comparison: a fresh 1 MB array per chunk costs more in page faults than the compare.)
-        if self._scratch.shape[0] < arr.shape[0]:
-            self._scratch = np.empty(max(arr.shape[0], 2 * self._scratch.shape[0]), dtype=bool)
-        eq = self._scratch[: arr.shape[0]]
-        np.equal(arr, 10, out=eq)
-        if np.count_nonzero(eq) != n:
-            return None
-        nf = self.n_fields
-        flat = buf.split(_TAB)
-        if len(flat) != n * nf:
-            return None
-        # Every N-th element must end with a newline. The n newlines are the n line ends, so the
-        # k-th such element ends at line k's end: each line has exactly N-1 tabs.
-        lasts = flat[nf - 1 :: nf]
-        if sum(map(bytes.endswith, lasts, repeat(_NL))) != n:
-            return None
-        cols: dict[str, np.ndarray | list[str | None]] = {}
-        bad: set[int] = set()
-        for c in self.columns:
-            if c.index == nf - 1:
-                if ends:  # the line's own "\n" or "\r\n"
-                    raw = [x[:-2] if x.endswith(b"\r\n") else x[:-1] for x in lasts]
-                else:  # the "\n" added above; a bare "\r" of the line stays, as in parse_line
-                    raw = [x[:-1] for x in lasts]
-            else:
-                raw = flat[c.index :: nf]
-            if c.numeric:
-                cols[c.name] = numbers_column(raw, c, bad, self._tables[c.name])
-            else:
-                cols[c.name] = texts_column(raw, c, bad, self._tables[c.name])
-        return cols, bad
-
-
-def _select(
-    cols: dict[str, np.ndarray | list[str | None]], keep: list[bool]
-) -> dict[str, np.ndarray | list[str | None]]:
-    mask = np.asarray(keep, dtype=bool)
-    out: dict[str, np.ndarray | list[str | None]] = {}
-    for name, col in cols.items():
-        out[name] = col[mask] if isinstance(col, np.ndarray) else list(compress(col, keep))
-    return out
+_KERNEL_KIND = {Kind.TEXT: scan.TEXT, Kind.INT: scan.INT, Kind.FLOAT: scan.FLOAT}
 
 
 def to_bytes(lines: Iterable[object]) -> tuple[list[bytes], list[tuple[str, bytes]], list[int]]:

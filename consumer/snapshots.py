@@ -69,7 +69,10 @@ def decode(data: bytes, where: str) -> Snapshot:
         raise ValueError(f"snapshot {where} is unreadable: {exc}") from None
     if not isinstance(d, dict) or d.get("version") != FORMAT_VERSION:
         raise ValueError(f"snapshot {where} has an unknown format")
-    return Snapshot(d["shard_id"], tuple(d["position"]), d["blob"], d["final"], d["written_at"])  # type: ignore[arg-type]
+    try:
+        return Snapshot(d["shard_id"], tuple(d["position"]), d["blob"], d["final"], d["written_at"])  # type: ignore[arg-type]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"snapshot {where} lacks {exc}") from None
 
 
 class SnapshotStore(Protocol):
@@ -168,7 +171,12 @@ def open_store(cfg: SnapshotConfig, region: str | None = None) -> SnapshotStore 
         return None
     if cfg.store == "local":
         return LocalSnapshotStore(cfg.path)
-    args: dict[str, object] = {}
+    from botocore.config import Config as BotoConfig
+
+    # One quick retry only: a failed write is tried again on the checkpoint's time rule and a failed
+    # restore by the processor's own loop; botocore's default (up to 5 tries, backoff up to 8 s)
+    # would hold the record-processing thread for up to ~15 s per write while S3 is down.
+    args: dict[str, object] = {"config": BotoConfig(retries={"mode": "standard", "total_max_attempts": 2})}
     if cfg.s3_endpoint:
         args["endpoint_url"] = cfg.s3_endpoint
     if region:
@@ -210,7 +218,15 @@ def choose(positions: list[Position], checkpoint: Position | None) -> Position |
 
 
 def load_for(store: SnapshotStore, shard_id: str, checkpoint: Position | None) -> Snapshot | None:
-    """Restore candidate for ``shard_id`` at ``checkpoint``; unreadable snapshots fall back to older ones."""
+    """Restore candidate for ``shard_id`` at ``checkpoint``; unreadable snapshots fall back to others.
+
+    Only an unreadable snapshot (``ValueError`` from ``decode``) is passed over. Any other error
+    means the store could not be read (S3 down, throttled, bucket missing, a snapshot pruned between
+    listing and reading) and is raised: falling back then would restore an older state, or none,
+    for a transient fault.
+    """
+    if checkpoint is None:
+        return None  # nothing of this shard is restored without a checkpoint (see choose)
     positions = store.positions(shard_id)
     while positions:
         pos = choose(positions, checkpoint)
@@ -218,7 +234,7 @@ def load_for(store: SnapshotStore, shard_id: str, checkpoint: Position | None) -
             return None
         try:
             return store.load(shard_id, pos)
-        except Exception as exc:
+        except ValueError as exc:
             log.error("snapshot %s of %s unusable (%s); trying another", name_for(pos), shard_id, exc)
             positions.remove(pos)
     return None

@@ -16,7 +16,8 @@ import logging
 import math
 import pickle
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -31,6 +32,7 @@ from detectors.kernels import first_seen, max_at, window_ids
 from detectors.keytable import KeyTable, key_hashes
 from detectors.metrics import CATALOG, BatchValues
 from detectors.partial_buffer import PartialBuffer
+from detectors.partial_wire import DataBundle, Decoded, Progress
 from detectors.partials import KeyPartials, PartialLayout, PartialValues
 from detectors.store import Channel, ClosedWindows, WindowStore
 
@@ -192,16 +194,23 @@ class Engine:
 
     # -- partial aggregates (re-keyed input, or raw input evaluated at bucket resolution) ------------
 
-    def enable_partials(self, bucket_s: int, hold_s: float) -> PartialLayout:
+    def enable_partials(
+        self,
+        bucket_s: int,
+        hold_s: float,
+        source_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> PartialLayout:
         """Judge keys at bucket resolution from partial aggregates (``detectors.partials``); returns
-        the layout partials for this engine must have. Raw ``process`` is unchanged."""
+        the layout partials for this engine must have. Raw ``process`` is unchanged. ``clock``
+        (wall) only decides when a silent source stops holding the others back."""
         if self.state.allowed_lateness_s < bucket_s:
             raise ValueError(
                 f"state.allowed_lateness_s ({self.state.allowed_lateness_s}) must be at least the partial "
                 f"bucket ({bucket_s} s): rows of one bucket carry different last times"
             )
         layout = PartialLayout.from_engine(self, bucket_s)
-        self.partials = PartialBuffer(layout, hold_s, self.state.max_future_s)
+        self.partials = PartialBuffer(layout, hold_s, self.state.max_future_s, source_timeout_s, clock)
         return layout
 
     def partial_masks(self, batch: RecordBatch) -> dict[Channel, np.ndarray | None]:
@@ -209,14 +218,32 @@ class Engine:
         return {ch: f.mask(batch) for ch, f in self.filters.items()}
 
     def process_partials(
-        self, parts: Sequence[tuple[str, KeyPartials]], *, drain: bool = False
+        self,
+        parts: Sequence[tuple[str, KeyPartials] | DataBundle | Decoded | Progress],
+        *,
+        drain: bool = False,
     ) -> list[Finding]:
-        """Merge partial rows; complete buckets are applied in time order, each whole (``drain``:
-        apply what is pending, complete or not, e.g. at the end of a replay)."""
+        """Merge partial inputs: ``(key type, rows)`` built in this process from raw lines, data
+        bundles and progress records of re-keying processors (``detectors.partial_wire``). Complete
+        buckets are applied in time order, each whole (``drain``: apply what is pending, complete or
+        not, e.g. at the end of a replay)."""
         buf = self.partials
         if buf is None:
             raise ValueError("engine not in partial mode (enable_partials was not called)")
-        for kt, kp in parts:
+        for item in parts:
+            if isinstance(item, Progress):
+                buf.progress(item)
+                continue
+            if isinstance(item, Decoded):
+                buf.add_decoded(item)
+                continue
+            if isinstance(item, DataBundle):
+                unknown = [kt for kt in item.parts if kt not in self.tables]
+                if unknown:
+                    raise ValueError(f"partials for key type {unknown[0]!r}, which no detector uses")
+                buf.add_bundle(item)
+                continue
+            kt, kp = item
             if kt not in self.tables:
                 raise ValueError(f"partials for key type {kt!r}, which no detector uses")
             buf.add(kt, kp)
@@ -317,6 +344,10 @@ class Engine:
         old_partials = state.get("partials")
         if self.partials is not None and old_partials is not None:
             if old_partials.layout == self.partials.layout:
+                old_partials.clock = self.partials.clock
+                old_partials.hold_ms = self.partials.hold_ms
+                old_partials.source_timeout_s = self.partials.source_timeout_s
+                old_partials.restarted()
                 self.partials = old_partials
             else:
                 log.warning("engine snapshot: pending partials of another layout dropped")
@@ -385,6 +416,7 @@ class Engine:
         out["state_bytes"] = self.state_bytes()
         if self.partials is not None:
             out.update(self.partials.counters)
+            out.update(self.partials.source_stats())
             out["partial_pending_rows"] = self.partials.pending_rows()
         return out
 

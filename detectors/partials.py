@@ -11,100 +11,26 @@ Time resolution: ``bucket_s`` (default 1 s) buckets; a bucket's records are appl
 together at the bucket's last event time (rounded to the millisecond). Every window length must be a
 multiple of ``bucket_s`` so a bucket never straddles two windows.
 
-Binary form (one Kinesis record per key, versioned; see ``encode``/``decode``): a 4-byte magic that
-no text log line starts with, a version, a layout fingerprint (the detect stage refuses partials
-built for another detector configuration), the key, and per row the bucket, the last time's offset
-in the bucket in ms, a channel-presence mask, then per present channel its sums (uint32 for counts,
-float64 otherwise: lossless) and each HLL sketch as a 32-bit mask of non-zero registers plus those
-registers' bytes.
+Binary form: ``detectors.partial_wire`` (bundles of rows per partition of keys, with their source
+and its progress).
 """
 
 from __future__ import annotations
 
-import struct
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detectors.batch import RecordBatch
-from detectors.metrics import CATALOG, BatchValues
+from detectors.metrics import BatchValues
 from detectors.sketch import REGISTERS, register_and_rank
 from detectors.store import Channel
 
 if TYPE_CHECKING:
     from detectors.engine import Engine
-
-MAGIC = b"\x00CGP"
-VERSION = 1
-MAX_ROWS_PER_RECORD = 2000
-_HEAD = struct.Struct("<4sBIBH")  # magic, version, layout crc, key type index, key length
-_ROWS = struct.Struct("<Hq")  # rows, base bucket
-
-
-BUNDLE_MAGIC = b"\x00CGB"
-BUNDLE_VERSION = 1
-MAX_BUNDLE_BYTES = 256 * 1024
-_BUNDLE_HEAD = struct.Struct("<4sBI")  # magic, version, count
-
-
-def is_partial(data: bytes) -> bool:
-    """A partial record or a bundle of them (no log line starts with a NUL byte)."""
-    return data[:4] in (MAGIC, BUNDLE_MAGIC)
-
-
-def partition_of(partition_key: str, partitions: int) -> int:
-    """Stable (crc32, not Python's per-process hash) partition of a key."""
-    return zlib.crc32(partition_key.encode("utf-8", "surrogatepass")) % partitions
-
-
-def bundle(records: list[tuple[str, bytes]], partitions: int) -> list[tuple[str, bytes]]:
-    """Pack per-key records into one Kinesis record per partition (``p<n>``, n = crc32(key) mod
-    ``partitions``; split beyond MAX_BUNDLE_BYTES): a key always travels under the same partition
-    key, so its partials still meet on one shard, and a batch costs at most ``partitions`` records
-    instead of one per key (the shard limit of 1,000 records/s binds before the 1 MiB/s one)."""
-    groups: dict[int, list[bytes]] = {}
-    for pk, data in records:
-        groups.setdefault(partition_of(pk, partitions), []).append(data)
-    out: list[tuple[str, bytes]] = []
-    for p in sorted(groups):
-        chunk: list[bytes] = []
-        size = 0
-        for data in groups[p] + [b""]:
-            if data and (not chunk or size + len(data) + 4 <= MAX_BUNDLE_BYTES):
-                chunk.append(data)
-                size += len(data) + 4
-                continue
-            head = _BUNDLE_HEAD.pack(BUNDLE_MAGIC, BUNDLE_VERSION, len(chunk))
-            body = b"".join(struct.pack("<I", len(d)) + d for d in chunk)
-            out.append((f"p{p}", head + body))
-            chunk, size = ([data], len(data) + 4) if data else ([], 0)
-    return out
-
-
-def unbundle(data: bytes) -> list[bytes]:
-    """The per-key records of a bundle (a plain partial record is returned as is)."""
-    if data[:4] != BUNDLE_MAGIC:
-        return [data]
-    try:
-        _, ver, count = _BUNDLE_HEAD.unpack_from(data, 0)
-        if ver != BUNDLE_VERSION:
-            raise PartialFormatError(f"partial bundle version {ver}, this build reads {BUNDLE_VERSION}")
-        pos = _BUNDLE_HEAD.size
-        out = []
-        for _ in range(count):
-            (n,) = struct.unpack_from("<I", data, pos)
-            pos += 4
-            if pos + n > len(data):
-                raise PartialFormatError("truncated partial bundle")
-            out.append(data[pos : pos + n])
-            pos += n
-    except struct.error:
-        raise PartialFormatError("truncated partial bundle") from None
-    if pos != len(data):
-        raise PartialFormatError(f"partial bundle has {len(data) - pos} trailing bytes")
-    return out
 
 
 @dataclass(frozen=True)
@@ -153,7 +79,7 @@ class PartialLayout:
             )
         return cls(bucket_s, tuple(kts))
 
-    @property
+    @cached_property
     def fingerprint(self) -> int:
         doc = repr(
             (
@@ -172,13 +98,15 @@ class PartialLayout:
 
 @dataclass
 class KeyPartials:
-    """Rows of one key type: one per (key, bucket) in a chunk; columnar."""
+    """Rows of one key type: one per (key, bucket) in a chunk (per (key, run, bucket) when built with
+    runs, see ``build``); columnar."""
 
     keys: list[str]
     bucket: np.ndarray  # int64
     last_ms: np.ndarray  # int64, epoch milliseconds of the bucket's last record
     sums: list[dict[str, np.ndarray]] = field(default_factory=list)  # per channel: float64 per row
     regs: list[dict[str, np.ndarray]] = field(default_factory=list)  # per channel: uint8 (rows, 32)
+    run: np.ndarray | None = None  # int64 per row: the run of raw records it aggregates (wire dedup)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -188,11 +116,16 @@ class KeyPartials:
 
 
 def build(
-    batch: RecordBatch, layout: PartialLayout, masks: dict[Channel, np.ndarray | None]
+    batch: RecordBatch,
+    layout: PartialLayout,
+    masks: dict[Channel, np.ndarray | None],
+    run: np.ndarray | None = None,
 ) -> dict[str, KeyPartials]:
     """Pre-aggregate a parsed batch (keys extracted). ``masks``: per channel, which records it counts
-    (``None`` = all), as the engine's channel filters compute them. Records with a non-finite time or
-    without a key of a key type are left out of that key type."""
+    (``None`` = all), as the engine's channel filters compute them. ``run`` (int64 per record,
+    optional): rows never mix records of two runs, and carry their run (the re-keying stage's unit
+    of exactly-once publication). Records with a non-finite time or without a key of a key type are
+    left out of that key type."""
     out: dict[str, KeyPartials] = {}
     n = len(batch)
     if n == 0:
@@ -227,14 +160,19 @@ def build(
         bmin = int(b.min())
         span = int(b.max()) - bmin + 1
         gkey = code[sel] * span + (b - bmin)
-        ug, inv = np.unique(gkey, return_inverse=True)
+        if run is not None:
+            r = np.asarray(run, dtype=np.int64)[sel]
+            rmin = int(r.min())
+            gkey = gkey * (int(r.max()) - rmin + 1) + (r - rmin)
+        ug, first, inv = np.unique(gkey, return_index=True, return_inverse=True)
         G = ug.size
         names = list(codes_of)
-        kcode = ug // span
+        kcode = code[sel][first]
         kp = KeyPartials(
             keys=[names[i] for i in kcode.tolist()],
-            bucket=(ug % span) + bmin,
+            bucket=b[first],
             last_ms=np.full(G, np.iinfo(np.int64).min, dtype=np.int64),
+            run=None if run is None else np.asarray(run, dtype=np.int64)[sel][first],
         )
         np.maximum.at(kp.last_ms, inv, ms_all[sel])
         for cl, m in zip(chans, ch_masks, strict=True):
@@ -242,11 +180,11 @@ def build(
             sums = {s: np.bincount(inv, weights=bv.value(s)[sel] * w, minlength=G) for s in cl.sums}
             regs = {}
             for d in cl.distincts:
-                r = np.zeros((G, REGISTERS), dtype=np.uint8)
+                rg = np.zeros((G, REGISTERS), dtype=np.uint8)
                 inch = np.flatnonzero(m[sel])
                 idx, rank = register_and_rank(bv.hashes(d)[sel[inch]])
-                np.maximum.at(r.reshape(-1), inv[inch] * REGISTERS + idx, rank)
-                regs[d] = r
+                np.maximum.at(rg.reshape(-1), inv[inch] * REGISTERS + idx, rank)
+                regs[d] = rg
             kp.sums.append(sums)
             kp.regs.append(regs)
         out[kt] = kp
@@ -257,6 +195,7 @@ def concat(chunks: list[KeyPartials]) -> KeyPartials:
     if len(chunks) == 1:
         return chunks[0]
     nch = len(chunks[0].sums)
+    runs = [c.run for c in chunks]
     return KeyPartials(
         keys=[k for c in chunks for k in c.keys],
         bucket=np.concatenate([c.bucket for c in chunks]),
@@ -267,6 +206,7 @@ def concat(chunks: list[KeyPartials]) -> KeyPartials:
         regs=[
             {m: np.concatenate([c.regs[i][m] for c in chunks]) for m in chunks[0].regs[i]} for i in range(nch)
         ],
+        run=None if any(r is None for r in runs) else np.concatenate(runs),  # type: ignore[arg-type]
     )
 
 
@@ -277,156 +217,49 @@ def take(kp: KeyPartials, idx: np.ndarray) -> KeyPartials:
         last_ms=kp.last_ms[idx],
         sums=[{m: a[idx] for m, a in s.items()} for s in kp.sums],
         regs=[{m: a[idx] for m, a in r.items()} for r in kp.regs],
+        run=None if kp.run is None else kp.run[idx],
     )
 
 
 def merge(kp: KeyPartials) -> KeyPartials:
-    """Rows of the same (key, bucket) merged; rows ordered by (bucket, key) so the order does not
-    depend on how the rows arrived (the engine allocates key slots in arrival order)."""
+    """Rows of the same (key, bucket) merged (runs forgotten); rows ordered by (bucket, key) so the
+    order does not depend on how the rows arrived (the engine allocates key slots in arrival order)."""
     if len(kp) == 0:
         return kp
-    order = sorted(range(len(kp)), key=lambda i: (int(kp.bucket[i]), kp.keys[i]))
-    kp = take(kp, np.asarray(order, dtype=np.int64))
+    # Key codes in key order: one C-level sort of the distinct keys, then integer sorts only.
+    uniq = sorted(set(kp.keys))
+    rank = {k: i for i, k in enumerate(uniq)}
+    kc = np.fromiter((rank[k] for k in kp.keys), dtype=np.int64, count=len(kp))
+    order = np.lexsort((kc, kp.bucket))
+    kc = kc[order]
+    bucket = kp.bucket[order]
     same = np.zeros(len(kp), dtype=bool)
     if len(kp) > 1:
-        same[1:] = (kp.bucket[1:] == kp.bucket[:-1]) & np.array(
-            [a == b for a, b in zip(kp.keys[1:], kp.keys[:-1], strict=True)], dtype=bool
-        )
-    if not same.any():
-        return kp
-    grp = np.cumsum(~same) - 1
-    G = int(grp[-1]) + 1
+        same[1:] = (bucket[1:] == bucket[:-1]) & (kc[1:] == kc[:-1])
     heads = np.flatnonzero(~same)
-    out = KeyPartials(
-        keys=[kp.keys[i] for i in heads.tolist()],
-        bucket=kp.bucket[heads],
-        last_ms=np.full(G, np.iinfo(np.int64).min, dtype=np.int64),
-    )
-    np.maximum.at(out.last_ms, grp, kp.last_ms)
+    keys = [uniq[i] for i in kc[heads].tolist()]
+    if not same.any():
+        out = take(kp, order)
+        out.keys, out.run = keys, None
+        return out
+    grp = np.cumsum(~same) - 1
+    G = heads.size
+    last_ms = np.full(G, np.iinfo(np.int64).min, dtype=np.int64)
+    out = KeyPartials(keys=keys, bucket=bucket[heads], last_ms=last_ms)
+    np.maximum.at(out.last_ms, grp, kp.last_ms[order])
     for s, r in zip(kp.sums, kp.regs, strict=True):
-        out.sums.append({m: np.bincount(grp, weights=a, minlength=G) for m, a in s.items()})
+        out.sums.append({m: np.bincount(grp, weights=a[order], minlength=G) for m, a in s.items()})
         regs = {}
         for m, a in r.items():
             z = np.zeros((G, REGISTERS), dtype=np.uint8)
-            np.maximum.at(z, grp, a)
+            np.maximum.at(z, grp, a[order])
             regs[m] = z
         out.regs.append(regs)
     return out
 
 
-# -- binary encoding ----------------------------------------------------------------------------------
-
-
-def _sum_dtype(metric: str) -> str:
-    return "<u4" if CATALOG[metric].dtype.startswith("uint") else "<f8"
-
-
-def encode(kt: str, kp: KeyPartials, layout: PartialLayout) -> list[tuple[str, bytes]]:
-    """One ``(partition key, data)`` per key (more if it has over MAX_ROWS_PER_RECORD rows); the
-    partition key is ``key type + NUL + key`` so all partials of a key meet on one shard."""
-    chans = layout.channels(kt)
-    kti = [k for k, _ in layout.key_types].index(kt)
-    fp = layout.fingerprint
-    bs = layout.bucket_s
-    by_key: dict[str, list[int]] = {}
-    for i, k in enumerate(kp.keys):
-        by_key.setdefault(k, []).append(i)
-    out: list[tuple[str, bytes]] = []
-    for key, rows_all in by_key.items():
-        kb = key.encode("utf-8", "surrogatepass")
-        if len(kb) > 0xFFFF:
-            raise ValueError(f"a {kt!r} key of {len(kb)} bytes is too long to encode")
-        for a in range(0, len(rows_all), MAX_ROWS_PER_RECORD):
-            rows = np.asarray(rows_all[a : a + MAX_ROWS_PER_RECORD], dtype=np.int64)
-            b = kp.bucket[rows]
-            base = int(b.min())
-            off = kp.last_ms[rows] - b * (bs * 1000)
-            pres = np.zeros(rows.size, dtype="<u2")
-            for c in range(len(chans)):
-                pres |= kp.present(c)[rows].astype("<u2") << c
-            parts = [
-                _HEAD.pack(MAGIC, VERSION, fp, kti, len(kb)),
-                kb,
-                _ROWS.pack(rows.size, base),
-                (b - base).astype("<u4").tobytes(),
-                off.astype("<u4").tobytes(),
-                pres.tobytes(),
-            ]
-            for c, cl in enumerate(chans):
-                pr = rows[kp.present(c)[rows]]
-                for m in cl.sums:
-                    parts.append(kp.sums[c][m][pr].astype(_sum_dtype(m)).tobytes())
-                for m in cl.distincts:
-                    r = kp.regs[c][m][pr]
-                    nz = r != 0
-                    bits = (nz.astype("<u8") << np.arange(REGISTERS, dtype="<u8")).sum(axis=1).astype("<u4")
-                    parts.append(bits.tobytes())
-                    parts.append(r[nz].tobytes())
-            out.append((f"{kt}\x00{key}", b"".join(parts)))
-    return out
-
-
 class PartialFormatError(ValueError):
     """A partial record that cannot be decoded (truncated, other version, other layout)."""
-
-
-def decode(data: bytes, layout: PartialLayout) -> tuple[str, KeyPartials]:
-    """The key type and rows of one encoded record; PartialFormatError naming what is wrong."""
-    try:
-        magic, ver, fp, kti, klen = _HEAD.unpack_from(data, 0)
-        if magic != MAGIC:
-            raise PartialFormatError("not a partial record (magic)")
-        if ver != VERSION:
-            raise PartialFormatError(f"partial record version {ver}, this build reads {VERSION}")
-        if fp != layout.fingerprint:
-            raise PartialFormatError(
-                "partial record built for another detector configuration (layout fingerprint "
-                f"{fp:08x}, expected {layout.fingerprint:08x}): run both stages with the same config"
-            )
-        kt, chans = layout.key_types[kti]
-        pos = _HEAD.size
-        key = data[pos : pos + klen].decode("utf-8", "surrogatepass")
-        pos += klen
-        n, base = _ROWS.unpack_from(data, pos)
-        pos += _ROWS.size
-
-        def arr(dtype: str, count: int) -> np.ndarray:
-            nonlocal pos
-            a = np.frombuffer(data, dtype=dtype, count=count, offset=pos)
-            pos += a.nbytes
-            return a
-
-        bucket = arr("<u4", n).astype(np.int64) + base
-        last_ms = arr("<u4", n).astype(np.int64) + bucket * (layout.bucket_s * 1000)
-        pres = arr("<u2", n)
-        kp = KeyPartials(keys=[key] * n, bucket=bucket, last_ms=last_ms)
-        for c, cl in enumerate(chans):
-            pr = np.flatnonzero(pres & (1 << c))
-            sums = {}
-            for m in cl.sums:
-                v = np.zeros(n)
-                v[pr] = arr(_sum_dtype(m), pr.size)
-                sums[m] = v
-            regs = {}
-            for m in cl.distincts:
-                bits = arr("<u4", pr.size)
-                nz = ((bits[:, None].astype(np.uint64) >> np.arange(REGISTERS, dtype=np.uint64)) & 1).astype(
-                    bool
-                )
-                r = np.zeros((n, REGISTERS), dtype=np.uint8)
-                sub = np.zeros((pr.size, REGISTERS), dtype=np.uint8)
-                sub[nz] = arr("u1", int(nz.sum()))
-                r[pr] = sub
-                regs[m] = r
-            kp.sums.append(sums)
-            kp.regs.append(regs)
-        if pos != len(data):
-            raise PartialFormatError(f"partial record has {len(data) - pos} trailing bytes")
-        return kt, kp
-    except (struct.error, ValueError, IndexError) as exc:
-        if isinstance(exc, PartialFormatError):
-            raise
-        raise PartialFormatError(f"truncated or corrupt partial record ({exc})") from None
 
 
 class PartialValues:

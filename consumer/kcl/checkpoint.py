@@ -38,6 +38,7 @@ class CheckpointPolicy:
         self.clock = clock
         self.pending = 0
         self.last = clock()
+        self.backing_off = False
 
     def record(self, n: int) -> None:
         self.pending += n
@@ -45,11 +46,21 @@ class CheckpointPolicy:
     def due(self) -> bool:
         if self.pending == 0:
             return False
-        return self.pending >= self.every_records or self.clock() - self.last >= self.every_s
+        waited = self.clock() - self.last
+        if self.backing_off:  # the last one failed: the next try on the time rule only
+            return waited >= self.every_s
+        return self.pending >= self.every_records or waited >= self.every_s
 
     def done(self) -> None:
         self.pending = 0
         self.last = self.clock()
+        self.backing_off = False
+
+    def failed(self) -> None:
+        """A due checkpoint could not be made (its snapshot not saved): try again ``every_s`` later,
+        not at every batch; each try serialises the whole state and calls the store."""
+        self.last = self.clock()
+        self.backing_off = True
 
 
 def error_name(exc: BaseException) -> str:

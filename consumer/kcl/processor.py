@@ -10,6 +10,7 @@ past state that is not saved, and a restart resumes from the checkpoint with the
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -24,6 +25,9 @@ from consumer.kcl.status import StatusWriter
 from consumer.metrics import MetricsConfig, MetricsEmitter
 
 log = logging.getLogger(__name__)
+
+RESTORE_RETRY_FIRST_S = 0.5  # first wait when the snapshot store can't be read at restore
+RESTORE_RETRY_MAX_S = 30.0  # the wait doubles up to this
 
 
 class PipelineLike(Protocol):
@@ -74,6 +78,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             "checkpoints": 0,
             "checkpoint_failures": 0,
             "snapshot_failures": 0,
+            "restore_failures": 0,
         }
         self.millis_behind_latest: int | None = None
         self.restored_from: str | None = None
@@ -107,11 +112,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         assert self.pipeline is not None
         if self.store is None:
             return
-        try:
-            snap = snapshots.load_for(self.store, self.shard_id, checkpoint)
-        except Exception as exc:
-            log.error("shard %s: cannot list snapshots (%s); starting with empty state", self.shard_id, exc)
-            return
+        snap = self._load_snapshot(checkpoint)
         if snap is not None:
             if not self._apply(snap.blob, f"{self.shard_id}@{snap.position[0]}"):
                 return
@@ -126,6 +127,35 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             return
         if checkpoint is None and raw in (None, "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP") and self.parents_of:
             self._restore_from_parents()
+
+    def _load_snapshot(self, checkpoint: Position | None) -> snapshots.Snapshot | None:
+        """The snapshot for ``checkpoint``; while the store cannot be read, wait and try again.
+
+        Starting without it would apply the records after the checkpoint to an empty state and then
+        checkpoint past them: the state would be lost for good. Meanwhile the records wait in the
+        stream (and, decisions being in event time, are decided the same when they are read).
+        """
+        assert self.store is not None
+        delay = RESTORE_RETRY_FIRST_S
+        daemon_pid = os.getppid()
+        while True:
+            try:
+                return snapshots.load_for(self.store, self.shard_id, checkpoint)
+            except Exception as exc:
+                if os.getppid() != daemon_pid:  # the daemon is gone (stopped while we waited)
+                    log.error("shard %s: the KCL daemon exited during the restore; exiting", self.shard_id)
+                    raise SystemExit(1) from None
+                self.counters["restore_failures"] += 1
+                log.error(
+                    "shard %s: snapshot store unavailable at restore (%s); retrying in %.1f s, "
+                    "the shard's records wait in the stream",
+                    self.shard_id,
+                    exc,
+                    delay,
+                )
+                self._publish(force=True)
+                self.sleep(delay)
+                delay = min(delay * 2, RESTORE_RETRY_MAX_S)
 
     def _apply(self, blob: bytes, what: str) -> bool:
         """Restore a snapshot; one the pipeline rejects (e.g. an older format) leaves a fresh state."""
@@ -177,7 +207,11 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         c["skipped_redelivered"] += d.skipped
         if d.lines:
             try:
-                decisions = self.pipeline.process(d.lines, self.shard_id)
+                positioned = getattr(self.pipeline, "process_positioned", None)  # re-keying stage
+                if positioned is not None:
+                    decisions = positioned(d.lines, d.positions, self.shard_id)
+                else:
+                    decisions = self.pipeline.process(d.lines, self.shard_id)
             except Exception:
                 c["batch_errors"] += 1
                 log.exception(
@@ -222,6 +256,9 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
 
     def shard_ended(self, shard_ended_input: Any) -> None:
         """Resharding: save the final state for the children, then checkpoint SHARD_END (required)."""
+        end = getattr(self.pipeline, "end_of_shard", None)  # re-keying stage: publish what it holds
+        if end is not None:
+            end()
         self._checkpoint(shard_ended_input.checkpointer, "shard end", shard_end=True)
         self._close()
 
@@ -248,7 +285,13 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             except Exception as exc:
                 self.counters["snapshot_failures"] += 1
                 if not shard_end:
-                    log.error("shard %s: snapshot write failed (%s); not checkpointing", self.shard_id, exc)
+                    self.policy.failed()
+                    log.error(
+                        "shard %s: snapshot write failed (%s); not checkpointing, next try in %.0f s",
+                        self.shard_id,
+                        exc,
+                        self.cfg.checkpoint.every_s,
+                    )
                     return False
                 log.error("shard %s: final snapshot write failed (%s)", self.shard_id, exc)
         if shard_end:
@@ -257,6 +300,12 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             return True  # nothing delivered since start: nothing to checkpoint
         else:
             seq, sub = self.last_delivered
+            durable = getattr(self.pipeline, "durable_position", None)  # re-keying stage holds a run
+            held = durable() if durable is not None else None
+            if held is False:
+                return True  # nothing published since start: nothing to checkpoint
+            if isinstance(held, tuple):
+                seq, sub = str(held[0]), held[1]
         outcome = checkpoint_with_retry(checkpointer, seq, sub, self.cfg.checkpoint, self.sleep)
         if outcome is Outcome.DONE:
             self.counters["checkpoints"] += 1

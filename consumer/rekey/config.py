@@ -49,6 +49,13 @@ class TopologyConfig(BaseModel):
         le=600,
         description="event time a bucket waits for partials from lagging re-keying processors",
     )
+    source_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="wall-clock seconds a silent re-keying source (raw shard) keeps holding the detect "
+        "stage's buckets back before it is passed over (counted; its later rows are applied late)",
+    )
     partials_stream: str = Field(
         "cfguard-partials", description="the second stream (rekey writes, detect reads)"
     )

@@ -145,8 +145,10 @@ def carry_over(old: Any, cfg: Config) -> Any:
     from consumer.rekey.stages import RekeyPipeline
 
     if isinstance(old, RekeyPipeline):
-        new: Any = RekeyPipeline.from_config(cfg, publisher=old.publisher, quarantine=old.quarantine)
-        new.traffic = old.traffic
+        new: Any = RekeyPipeline.from_config(
+            cfg, publisher=old.publisher, quarantine=old.quarantine, view=old.view
+        )
+        new.carry_from(old)
     else:
         new = build_pipeline(cfg, dry_run=old.dry_run_override, quarantine=old.quarantine)
         old.flush()

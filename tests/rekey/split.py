@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from detectors import partial_wire as wire_format
 from detectors import partials
 from detectors.batch import RecordBatch
 from detectors.config import StateConfig
@@ -45,11 +46,21 @@ def local(engine: Engine, b: RecordBatch) -> list[tuple[str, partials.KeyPartial
     return list(partials.build(b, engine.partials.layout, engine.partial_masks(b)).items())
 
 
-def wire(engine: Engine, b: RecordBatch) -> list[bytes]:
-    """What a re-keying processor sends for this batch (encoded records)."""
+def wire(
+    engine: Engine, b: RecordBatch, source: str, first_pos: int, sources: tuple[str, ...] = ()
+) -> list[bytes]:
+    """What a re-keying processor sends for this batch: its data bundles (the batch as one run, its
+    records at positions first_pos...) and a progress record with its watermark."""
     assert engine.partials is not None
     layout = engine.partials.layout
-    return [data for kt, kp in local(engine, b) for _, data in partials.encode(kt, kp, layout)]
+    parts = dict(local(engine, b))
+    for kp in parts.values():
+        kp.run = np.zeros(len(kp), dtype=np.int64)
+    out = [d for _, d in wire_format.encode_data(source, parts, [(first_pos + len(b) - 1, 0)], layout, 16)]
+    if parts:
+        wm = max(int(kp.last_ms.max()) for kp in parts.values())
+        out.append(wire_format.encode_progress(wire_format.Progress(source, wm, sources), layout))
+    return out
 
 
 def comparable(findings: list[Finding]) -> list[dict]:

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from detectors import partials
+from detectors import partial_wire
 from detectors.config import StateConfig
 from detectors.defaults import default_detectors
 from detectors.engine import Engine
@@ -47,10 +47,15 @@ def test_four_shards_through_the_wire_make_the_same_decisions(traffic, single) -
     rekey = partial_engine()  # the re-keying stage only uses its layout and channel filters
     detect = partial_engine()
     got = []
+    names = tuple(f"shard-{i}" for i in range(4))
+    pos = [0] * 4
     for b in traffic:
-        records = [data for shard in split(b, 4, rng) for data in wire(rekey, shard)]
+        records = []
+        for i, shard in enumerate(split(b, 4, rng)):
+            records += wire(rekey, shard, names[i], pos[i], names)
+            pos[i] += len(shard)
         order.shuffle(records)  # processors publish in any interleaving
-        parts = [partials.decode(r, detect.partials.layout) for r in records]
+        parts = [partial_wire.decode(r, detect.partials.layout) for r in records]
         got += detect.process_partials(parts)
     got += detect.process_partials([], drain=True)
     assert len(expected) >= 10

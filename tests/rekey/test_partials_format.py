@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detectors import partial_wire as wire
 from detectors import partials
 from detectors.config import StateConfig
 from detectors.defaults import default_detectors
@@ -26,18 +27,42 @@ def _eq(a: partials.KeyPartials, b: partials.KeyPartials) -> None:
         assert ra.keys() == rb.keys() and all(np.array_equal(ra[m], rb[m]) for m in ra)
 
 
-def test_encode_decode_is_lossless_and_keyed_by_key() -> None:
+def _with_runs(parts: dict[str, partials.KeyPartials], runs: int) -> dict[str, partials.KeyPartials]:
+    for kp in parts.values():
+        kp.run = np.arange(len(kp), dtype=np.int64) % runs
+    return parts
+
+
+def test_bundles_are_lossless_and_keyed_by_partition() -> None:
     e = partial_engine(IP_USER)
     layout = e.partials.layout
     for b in stream(minutes=3)[:5]:
-        for kt, kp in local(e, b):
-            recs = partials.encode(kt, kp, layout)
-            assert len({pk for pk, _ in recs}) == len(set(kp.keys))  # one record per key here
-            back = [partials.decode(d, layout) for _, d in recs]
-            assert all(k == kt for k, _ in back)
-            assert all(pk == f"{kt}\x00{p.keys[0]}" for (pk, _), (_, p) in zip(recs, back, strict=True))
-            merged = partials.merge(partials.concat([p for _, p in back]))
-            _eq(partials.merge(kp), merged)
+        parts = _with_runs(dict(local(e, b)), 3)
+        ends = [(10**30 + 7, 0), (10**30 + 9, 2), (10**31, 0)]  # real sequence numbers exceed 64 bits
+        recs = wire.encode_data("shardId-000000000003", parts, ends, layout, 16)
+        assert len(recs) == len({pk for pk, _ in recs}) <= 16
+        back: dict[str, list[partials.KeyPartials]] = {}
+        for pk, data in recs:
+            d = wire.decode(data, layout)
+            assert isinstance(d, wire.DataBundle) and d.source == "shardId-000000000003"
+            assert pk == f"p{d.partition}"
+            for kt, kp in d.parts.items():
+                assert all(wire.partition_of(f"{kt}\x00{k}", 16) == d.partition for k in kp.keys)
+                kp.run = np.asarray([ends.index(d.run_ends[r]) for r in kp.run.tolist()])
+                back.setdefault(kt, []).append(kp)
+        for kt, kp in parts.items():
+            got = partials.concat(back[kt])
+            # same rows, in another order: sort both by (key, bucket, run)
+            ka = sorted(range(len(kp)), key=lambda i: (kp.keys[i], int(kp.bucket[i]), int(kp.run[i])))
+            kb = sorted(range(len(got)), key=lambda i: (got.keys[i], int(got.bucket[i]), int(got.run[i])))
+            _eq(partials.take(kp, np.asarray(ka)), partials.take(got, np.asarray(kb)))
+            assert np.array_equal(kp.run[ka], got.run[kb])
+
+
+def test_progress_records_round_trip() -> None:
+    layout = partial_engine(IP_USER).partials.layout
+    p = wire.Progress("shardId-1", 1_764_000_000_123, ("shardId-0", "shardId-1"), final=True)
+    assert wire.decode(wire.encode_progress(p, layout), layout) == p
 
 
 def test_merging_in_any_grouping_equals_one_aggregate() -> None:
@@ -61,19 +86,21 @@ def test_merging_in_any_grouping_equals_one_aggregate() -> None:
 def test_decode_refuses_other_layouts_versions_and_truncation() -> None:
     e = partial_engine(IP_USER)
     layout = e.partials.layout
-    kt, kp = local(e, stream(minutes=1)[0])[0]
-    _, data = partials.encode(kt, kp, layout)[0]
+    parts = _with_runs(dict(local(e, stream(minutes=1)[0])), 1)
+    _, data = wire.encode_data("s", parts, [(5, 0)], layout, 4)[0]
     other = Engine.from_config(IP_USER[:2], StateConfig(), ["ip", "user"])
     other_layout = other.enable_partials(1, 5.0)
     with pytest.raises(partials.PartialFormatError, match="another detector configuration"):
-        partials.decode(data, other_layout)
-    with pytest.raises(partials.PartialFormatError, match="version"):
-        partials.decode(data[:4] + b"\x09" + data[5:], layout)
+        wire.decode(data, other_layout)
+    with pytest.raises(partials.PartialFormatError, match="version 9, this build reads version 2"):
+        wire.decode(data[:4] + b"\x09" + data[5:], layout)
+    with pytest.raises(partials.PartialFormatError, match="version 1"):
+        wire.decode(b"\x00CGP\x01" + data[5:], layout)  # a per-key record of the first format
     with pytest.raises(partials.PartialFormatError, match=r"truncated|trailing"):
-        partials.decode(data[:-3], layout)
+        wire.decode(data[:-3], layout)
     with pytest.raises(partials.PartialFormatError, match="trailing"):
-        partials.decode(data + b"x", layout)
-    assert partials.is_partial(data) and not partials.is_partial(b"1764000000.123\t1.2.3.4\n")
+        wire.decode(data + b"x", layout)
+    assert wire.is_partial(data) and not wire.is_partial(b"1764000000.123\t1.2.3.4\n")
 
 
 def test_windows_must_be_multiples_of_the_bucket_and_lateness_cover_it() -> None:

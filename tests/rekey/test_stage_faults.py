@@ -11,7 +11,7 @@ from consumer.config import Config
 from consumer.rekey.factory import build_pipeline
 from consumer.rekey.stages import PartialsNotAcknowledged, RekeyPipeline
 from consumer.traffic import generate
-from detectors import partials
+from detectors import partial_wire
 
 
 def _cfg(role: str) -> Config:
@@ -38,9 +38,10 @@ class Sink:
 
 
 def test_refused_partials_end_the_process_without_returning(batches) -> None:  # type: ignore[no-untyped-def]
-    sink = Sink(fail_after=1)
+    sink = Sink()
     rk = RekeyPipeline.from_config(_cfg("rekey"), publisher=sink)
     rk.process(batches[0], "s")
+    sink.fail_after = len(sink.records)
     with pytest.raises(PartialsNotAcknowledged):
         rk.process(batches[1], "s")
     assert not isinstance(PartialsNotAcknowledged(1), Exception)  # the processor cannot swallow it
@@ -53,13 +54,18 @@ def test_partition_keys_are_the_keys_and_traffic_shrinks(batches) -> None:  # ty
         rk.process(b, "s")
     where: dict[str, set[str]] = {}  # key -> partition keys it travelled under
     for pk, data in sink.records:
-        assert pk.startswith("p") and int(pk[1:]) < 256
-        for blob in partials.unbundle(data):
-            kt, kp = partials.decode(blob, rk.bucket_engine.layout)
-            where.setdefault(f"{kt}:{kp.keys[0]}", set()).add(pk)
+        assert pk == "w" or (pk.startswith("p") and int(pk[1:]) < 256)
+        rec = partial_wire.decode(data, rk.bucket_engine.layout)
+        if isinstance(rec, partial_wire.Progress):
+            assert pk == "w" and rec.source == "s"
+            continue
+        assert rec.source == "s" and pk == f"p{rec.partition}"
+        for kt, kp in rec.parts.items():
+            for k in kp.keys:
+                where.setdefault(f"{kt}:{k}", set()).add(pk)
     assert {k.split(":", 1)[0] for k in where} == {"ip", "user", "api_key"}
     assert all(len(pks) == 1 for pks in where.values())  # a key always meets on one shard
-    assert len(sink.records) <= 256 * len(batches)
+    assert len(sink.records) <= (256 + 1) * len(batches)  # data bundles + one progress record
     t = rk.stats()["topology"]
     assert t["raw_records"] == sum(map(len, batches))
     assert t["shrink_bytes"] > 3

@@ -13,7 +13,7 @@ from consumer.config import Config
 from consumer.rekey.factory import build_pipeline
 from consumer.rekey.stages import DetectPipeline, RekeyPipeline
 from consumer.traffic import generate
-from detectors import partials
+from detectors import partial_wire
 
 SEED = 11
 
@@ -97,13 +97,19 @@ def test_two_stages_over_kinesis_decide_as_one_single_stage_run(
             resp = kin.get_records(ShardIterator=iters[s], Limit=10_000)
             iters[s] = resp["NextShardIterator"]
             data = [r["Data"] for r in resp["Records"]]
-            assert all(partials.is_partial(d) for d in data)
+            assert all(partial_wire.is_partial(d) for d in data)
             got += detectors[s].process(data, s)
     for p in detectors.values():
         got += p.drain()
         assert p.stats()["topology"]["bad_partials"] == 0
         assert p.stats()["engine"]["partial_late_rows"] == 0
+        assert p.stats()["engine"]["partial_sources"] == 4  # progress reached every partials shard
     _same(single, got)
+    keys = rekeyers[0].view.progress_keys()
+    assert len(keys) == 2  # one partition key per partials shard, each hashing into its shard
+    ranges = [s["HashKeyRange"] for s in kin.list_shards(StreamName="partials-a")["Shards"]]
+    for k, r in zip(keys, ranges, strict=True):
+        assert int(r["StartingHashKey"]) <= partial_wire.kinesis_hash(k) <= int(r["EndingHashKey"])
     sent = sum(r.traffic["partial_bytes"] for r in rekeyers)
     assert sum(r.traffic["raw_bytes"] for r in rekeyers) == raw_bytes
     assert sent < raw_bytes / 3  # the partials shrink the traffic
