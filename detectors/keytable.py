@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from detectors.kernels import insert, positions, probe
+
 #: Least-recently-seen eviction frees at least this fraction of the capacity at once, so its O(keys)
 #: selection runs once per many new keys instead of once per batch.
 LRU_BATCH_FRACTION = 64
@@ -69,45 +71,16 @@ class KeyTable:
 
     def _positions(self, h: np.ndarray) -> np.ndarray:
         """Index position of each hash, -1 where absent."""
-        mask = self._th.size - 1
-        pos = h & mask
-        out = np.full(h.size, -1, dtype=np.int64)
-        active = np.arange(h.size)
-        while active.size:
-            p = pos[active]
-            th = self._th[p]
-            hit = th == h[active]
-            out[active[hit]] = p[hit]
-            go_on = ~hit & (th != _EMPTY)
-            active = active[go_on]
-            pos[active] = (pos[active] + 1) & mask
-        return out
+        return positions(self._th, np.ascontiguousarray(h, dtype=np.int64))
 
     def _insert(self, h: np.ndarray, slots: np.ndarray) -> None:
         if (self._used + self._tomb + h.size) * 2 > self._th.size:
             self._reindex()  # rebuilds from self.keys, which already hold these keys
             return
-        mask = self._th.size - 1
-        pos = h & mask
-        active = np.arange(h.size)
-        while active.size:
-            p = pos[active]
-            th = self._th[p]
-            free = (th == _EMPTY) | (th == _TOMB)
-            cand = active[free]
-            # Several new keys may probe the same free cell: each writes its id there, the one
-            # whose id stays takes the cell (the cells are free, so _ts is scratch until then).
-            cells = pos[cand]
-            self._ts[cells] = cand
-            win = cand[self._ts[cells] == cand]
-            self._tomb -= int((self._th[pos[win]] == _TOMB).sum())
-            self._th[pos[win]] = h[win]
-            self._ts[pos[win]] = slots[win]
-            self._used += int(win.size)
-            placed = np.zeros(h.size, dtype=bool)
-            placed[win] = True
-            active = active[~placed[active]]
-            pos[active] = (pos[active] + 1) & mask
+        self._tomb -= insert(
+            self._th, self._ts, np.ascontiguousarray(h, dtype=np.int64), slots.astype(np.int32)
+        )
+        self._used += int(h.size)
 
     # -- the table ---------------------------------------------------------------------------------
 
@@ -129,12 +102,8 @@ class KeyTable:
         return {k for k in self.keys if k is not None}
 
     def find(self, h: np.ndarray) -> np.ndarray:
-        """Slots of the keys with these hashes, -1 for unknown ones."""
-        pos = self._positions(h)
-        out = np.full(h.size, -1, dtype=np.int64)
-        hit = pos >= 0
-        out[hit] = self._ts[pos[hit]]
-        return out
+        """Slots of the keys with these hashes, -1 for unknown ones (one compiled probe per hash)."""
+        return probe(self._th, self._ts, np.ascontiguousarray(h, dtype=np.int64))
 
     def _grow(self, needed: int) -> int:
         new_cap = min(self.max_keys, max(needed, self.capacity * 2))
@@ -195,12 +164,16 @@ class KeyTable:
         nf = min(len(self.free), k)
         reused = self.free[len(self.free) - nf :][::-1]
         del self.free[len(self.free) - nf :]
-        slot_list = reused + list(range(self.next_slot, self.next_slot + k - nf))
-        self.next_slot += k - nf
         table = self.keys
-        for slot, key in zip(slot_list, keys, strict=True):
-            table[slot] = key
-        out = np.array(slot_list, dtype=np.int64)
+        if nf == 0:  # the usual case while the table fills: one slice of fresh slots
+            out = np.arange(self.next_slot, self.next_slot + k, dtype=np.int64)
+            table[self.next_slot : self.next_slot + k] = keys
+        else:
+            slot_list = reused + list(range(self.next_slot, self.next_slot + k - nf))
+            for slot, key in zip(slot_list, keys, strict=True):
+                table[slot] = key
+            out = np.array(slot_list, dtype=np.int64)
+        self.next_slot += k - nf
         self.live += len(keys)
         self._insert(key_hashes(keys) if hashes is None else hashes, out)
         return out

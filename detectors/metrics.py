@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from detectors.batch import RecordBatch
-from detectors.sketch import hash_texts
+from detectors.sketch import hash_unique, register_and_rank
 
 #: x-edge-result-type values for which CloudFront went to the origin (origin load).
 ORIGIN_RESULT_TYPES = frozenset({"Miss", "RefreshHit"})
@@ -98,6 +98,8 @@ class BatchValues:
         self.n = len(batch)
         self._values: dict[str, np.ndarray] = {}
         self._hashes: dict[str, np.ndarray] = {}
+        self._ranks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._codes: dict[str, tuple[dict[str | None, int], np.ndarray]] = {}
 
     def _number(self, fname: str) -> np.ndarray:
         col = self.batch.numbers.get(fname)
@@ -126,18 +128,38 @@ class BatchValues:
             v = (~np.isnan(self._number("sc-range-start"))).astype(np.float64)
         elif name == "cache_misses":
             col = self._text("x-edge-result-type")
-            v = np.fromiter((x in ORIGIN_RESULT_TYPES for x in col), dtype=bool, count=self.n).astype(
-                np.float64
-            )
+            hit = ORIGIN_RESULT_TYPES.__contains__  # (None is not in it)
+            v = np.fromiter(map(hit, col), dtype=bool, count=self.n).astype(np.float64)
         else:
             raise ValueError(f"{name!r} is not a sum metric")
         self._values[name] = v
         return v
 
+    def codes(self, fname: str) -> tuple[dict[str | None, int], np.ndarray]:
+        """The distinct values of a text field (value -> number, in order of first appearance) and
+        each record's number: one hashing pass shared by the sketches and the path filters."""
+        c = self._codes.get(fname)
+        if c is None:
+            col = self._text(fname)
+            uniq: dict[str | None, int] = dict.fromkeys(col)  # type: ignore[arg-type]
+            for i, u in enumerate(uniq):
+                uniq[u] = i
+            c = (uniq, np.fromiter(map(uniq.__getitem__, col), dtype=np.intp, count=len(col)))
+            self._codes[fname] = c
+        return c
+
     def hashes(self, name: str) -> np.ndarray:
         """uint32 hash per record of the text a distinct metric counts."""
         h = self._hashes.get(name)
         if h is None:
-            h = hash_texts(self._text(CATALOG[name].fields[0]))
+            uniq, inv = self.codes(CATALOG[name].fields[0])
+            h = hash_unique(list(uniq))[inv]
             self._hashes[name] = h
         return h
+
+    def ranks(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """HyperLogLog register index and rank per record (``sketch.register_and_rank`` of the hashes)."""
+        r = self._ranks.get(name)
+        if r is None:
+            r = self._ranks[name] = register_and_rank(self.hashes(name))
+        return r

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from detectors.kernels import hll_sums
+
 REGISTERS = 32
 _INDEX_BITS = 5
 _REST_BITS = 32 - _INDEX_BITS
@@ -42,16 +44,21 @@ def hash_texts(texts: Sequence[str | None]) -> np.ndarray:
 
     Each distinct string of the batch is hashed once.
     """
-    uniq = list(dict.fromkeys(texts))
+    uniq = dict.fromkeys(texts)
+    for i, u in enumerate(uniq):
+        uniq[u] = i  # type: ignore[assignment]
+    inv = np.fromiter(map(uniq.__getitem__, texts), dtype=np.intp, count=len(texts))
+    return hash_unique(list(uniq))[inv]
+
+
+def hash_unique(uniq: Sequence[str | None]) -> np.ndarray:
+    """``hash_texts`` of distinct texts (each hashed once by the caller's choice)."""
     spelled = uniq if None not in uniq else ["-" if s is None else s for s in uniq]
     try:
-        hashes = map(zlib.crc32, map(str.encode, spelled))
-        table = dict(zip(uniq, hashes, strict=True))
+        raw = np.fromiter(map(zlib.crc32, map(str.encode, spelled)), dtype=np.uint32, count=len(uniq))
     except UnicodeEncodeError:  # lone surrogates from a percent-decoded field
-        table = {
-            u: zlib.crc32(s.encode("utf-8", "surrogatepass")) for u, s in zip(uniq, spelled, strict=True)
-        }
-    raw = np.fromiter(map(table.__getitem__, texts), dtype=np.uint32, count=len(texts))
+        crcs = (zlib.crc32(s.encode("utf-8", "surrogatepass")) for s in spelled)
+        raw = np.fromiter(crcs, dtype=np.uint32, count=len(uniq))
     return _fmix32(raw)
 
 
@@ -68,9 +75,8 @@ def estimate(regs: np.ndarray) -> np.ndarray:
     """Cardinality estimate of each row of an ``(n, 32)`` uint8 register table."""
     if regs.shape[0] == 0:
         return np.zeros(0, dtype=np.float64)
-    z = _POW2_NEG[regs].sum(axis=1)
+    z, zeros = hll_sums(np.ascontiguousarray(regs, dtype=np.uint8), _POW2_NEG)
     est = _ALPHA * REGISTERS * REGISTERS / z
-    zeros = (regs == 0).sum(axis=1)
     small = (est <= 2.5 * REGISTERS) & (zeros > 0)
     if small.any():
         est[small] = REGISTERS * np.log(REGISTERS / zeros[small])

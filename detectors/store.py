@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from detectors.kernels import group_plan, sum_update, window_breaks
 from detectors.metrics import CATALOG, BatchValues
-from detectors.sketch import REGISTERS, estimate, register_and_rank
+from detectors.sketch import REGISTERS, estimate
 
 SENTINEL = -(2**30)  # "no window"; +/- a few stays within int32
 
@@ -71,8 +72,8 @@ class StoreView:
     wid: np.ndarray
     grp: np.ndarray  # group index of each record
     _running: dict[str, np.ndarray] = field(default_factory=dict)
-    _pending: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     _previous: dict[str, np.ndarray] = field(default_factory=dict)  # per group: value of window w-1
+    _sliding: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     # distinct metrics: per record (register, rank); per group the stored window's registers (row in
     # ``base_rows`` or -1) and the floor of a previous-window estimate
     _distinct: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
@@ -82,14 +83,7 @@ class StoreView:
     def running(self, metric: str) -> np.ndarray:
         """Value of the key's window after each record (distinct metrics: only at a group's last record,
         NaN elsewhere)."""
-        r = self._running.get(metric)
-        if r is None:
-            vals, cs, base = self._pending.pop(metric)
-            first = np.flatnonzero(np.r_[True, self.grp[1:] != self.grp[:-1]])
-            offset = cs[first] - vals[first]
-            r = base[self.grp] + cs - offset[self.grp]
-            self._running[metric] = r
-        return r
+        return self._running[metric]
 
     def refine_distinct(self, metric: str, groups: np.ndarray) -> np.ndarray:
         """The running estimate at every record of ``groups`` (not only their last one), so a
@@ -117,11 +111,16 @@ class StoreView:
         the standard two-window approximation of the last W seconds (the previous window's records
         assumed evenly spread). Returns (estimate, previous window value, its weight), per record.
         Sum metrics only. The previous window's value is as of the end of this batch."""
+        hit = self._sliding.get(metric)
+        if hit is not None:
+            return hit
         cur = self.running(metric)
         prev = self._previous[metric][self.grp]
         start = self.wid.astype(np.float64) * self.window_s
         weight = np.clip(1.0 - (self.t - start) / self.window_s, 0.0, 1.0)
-        return cur + prev * weight, prev, weight
+        out = (cur + prev * weight, prev, weight)
+        self._sliding[metric] = out
+        return out
 
     def key_of(self, i: int) -> str:
         return self.keys[int(self.slot[i])]  # type: ignore[return-value]
@@ -259,64 +258,52 @@ class WindowStore:
         bv: BatchValues,
         sel: np.ndarray,
         keys: list[str | None],
+        *,
+        by_slot: bool = False,
+        pre: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[StoreView | None, list[ClosedWindows]]:
-        """Aggregate the records ``sel`` (indices into the batch, arrival order) into the windows."""
+        """Aggregate the records ``sel`` (indices into the batch) into the windows. ``sel`` is in
+        arrival order, or (``by_slot``) already stably sorted by slot: then only a slot whose
+        records are not in window order costs a sort. ``pre``: the slot, time and window id of
+        each record of ``sel`` when the caller has them already."""
         n = int(sel.size)
         if n == 0:
             return None, []
         W = self.window_s
-        s0 = slot_all[sel]
-        t0 = t_all[sel]
-        w0 = np.floor_divide(t0, W).astype(np.int64)
-        wmin = int(w0.min())
-        span = int(w0.max()) - wmin + 1
-        sort_key = s0 if span == 1 else s0 * span + (w0 - wmin)
-        order = np.argsort(sort_key, kind="stable")
-        s, w, t, rec = s0[order], w0[order], t0[order], sel[order]
-        brk = np.flatnonzero((s[1:] != s[:-1]) | (w[1:] != w[:-1])) + 1
-        gstart = np.concatenate(([0], brk))
-        gend = np.concatenate((brk, [n]))
-        gs, gw = s[gstart], w[gstart]
-        c = self.cur_id[gs].astype(np.int64)
-        old = (gw < c - 1) & (c != SENTINEL)
-        if old.any():
+        if pre is not None:
+            s0, t0, w0 = pre
+        else:
+            s0 = slot_all[sel]
+            t0 = t_all[sel]
+            w0 = np.floor_divide(t0, W).astype(np.int64)
+        gstart, ordered = window_breaks(s0, w0) if by_slot else (None, False)
+        if ordered:
+            s, w, t, rec = s0, w0, t0, sel
+        else:
+            wmin = int(w0.min())
+            span = int(w0.max()) - wmin + 1
+            sort_key = s0 if span == 1 else s0 * span + (w0 - wmin)
+            order = np.argsort(sort_key, kind="stable")
+            s, w, t, rec = s0[order], w0[order], t0[order], sel[order]
+            gstart = window_breaks(s, w)[0]
+        closing = self.emitted is not None
+        emitted = self.emitted if self.emitted is not None else self.cur_id
+        # Per group (slot, window) and per key: what the state holds and where each window goes. Windows
+        # this batch rolls out of the state for good are delivered to the closed-window hook with their
+        # final values: windows of this batch's groups older than the new previous window (``ga``: a
+        # batch may span several windows), and stored windows that get no record in this batch
+        # (``bp``: the previous one, ``bc``: the current one).
+        (
+            has_old, gend, gs, gw, c, grp, ustart, uend, us, uc, unc, g_u, is_cur, is_prev,
+            new_cur, new_prev, same, one, ga, bp, bc,
+        ) = group_plan(s, w, gstart, self.cur_id, emitted, self.prev["requests"], closing, SENTINEL)
+        if has_old:
+            old = (gw < c - 1) & (c != SENTINEL)
             keep = np.repeat(~old, gend - gstart)
             self.late_dropped += int(n - keep.sum())
-            return self.update(slot_all, t_all, bv, np.sort(rec[keep]), keys)
-
+            return self.update(slot_all, t_all, bv, rec[keep], keys, by_slot=True)
         G = gs.size
-        grp = np.repeat(np.arange(G), gend - gstart)
-        ubrk = np.flatnonzero(gs[1:] != gs[:-1]) + 1
-        ustart = np.concatenate(([0], ubrk))
-        uend = np.concatenate((ubrk, [G]))
-        us, uc = gs[ustart], c[ustart]
-        unc = np.maximum(uc, gw[uend - 1])
-        g_u = np.repeat(np.arange(us.size), uend - ustart)
-        gnc = unc[g_u]
-        is_cur = gw == c
-        is_prev = gw == c - 1
-        new_cur = np.flatnonzero(gw == gnc)
-        new_prev = np.flatnonzero(gw == gnc - 1)
-        same = uc == unc
-        one = uc == unc - 1
-
-        # Windows this batch rolls out of the state for good, delivered to the closed-window hook with
-        # their final values: windows of this batch's groups older than the new previous window (a
-        # batch may span several windows), and stored windows that get no record in this batch.
-        closing = self.emitted is not None
         if closing:
-            em_g = self.emitted[gs].astype(np.int64)
-            em_u = self.emitted[us].astype(np.int64)
-            ga = np.flatnonzero((gw < gnc - 1) & (gw > em_g))
-            has_c = np.zeros(us.size, dtype=bool)
-            has_c[g_u[is_cur]] = True
-            has_p = np.zeros(us.size, dtype=bool)
-            has_p[g_u[is_prev]] = True
-            valid = uc != SENTINEL
-            bp = np.flatnonzero(
-                valid & (unc >= uc + 1) & ~has_p & (uc - 1 > em_u) & (self.prev["requests"][us] > 0)
-            )
-            bc = np.flatnonzero(valid & (unc >= uc + 2) & ~has_c & (uc > em_u))
             c_slots = np.concatenate((gs[ga], us[bp], us[bc]))
             c_wids = np.concatenate((gw[ga], uc[bp] - 1, uc[bc]))
             c_metrics: dict[str, np.ndarray] = {}
@@ -324,35 +311,27 @@ class WindowStore:
         view = StoreView(self.key_type, self.channel, W, keys, t, s, w, grp)
         for m in self.sums:
             cur, prev = self.cur[m], self.prev[m]
-            vals = bv.value(m)[rec]
-            cs = np.cumsum(vals)
-            cur_g, prev_g = cur[gs], prev[gs]
-            base = np.where(is_cur, cur_g, np.where(is_prev, prev_g, 0)).astype(np.float64)
-            view._pending[m] = (vals, cs, base)
-            gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
-            # value of window w-1 of each group's key: stored (w-1 is the key's current or previous
-            # window) plus this batch's records for it (the group just before, same key, window w-1)
-            pb = np.where(gw - 1 == c, cur_g, np.where(gw - 1 == c - 1, prev_g, 0)).astype(np.float64)
-            adjacent = np.zeros(G, dtype=bool)
-            adjacent[1:] = (gs[1:] == gs[:-1]) & (gw[1:] == gw[:-1] + 1)
-            pb[1:] += np.where(adjacent[1:], gtot[:-1], 0.0)
+            v = bv.value(m)
+            if closing:  # stored windows closing without records here: their values before the update
+                stored = (prev[us[bp]], cur[us[bc]])
+            if v.dtype == np.float64 and v.flags.c_contiguous:
+                run, base, gtot, pb = sum_update(
+                    v, rec, gstart, gend, gw, c, us, ustart, uend, unc, same, one, cur, prev
+                )
+            else:
+                run, base, gtot, pb = _sum_update_numpy(
+                    v, rec, gstart, gend, gs, gw, c, grp, ustart, g_u, new_cur, new_prev, same, one, cur, prev
+                )
+            view._running[m] = run
             view._previous[m] = pb
             if closing:
-                c_metrics[m] = np.concatenate((base[ga] + gtot[ga], prev[us[bp]], cur[us[bc]])).astype(
-                    np.float64
-                )
-            old_cur = cur_g[ustart].astype(np.float64)  # gs[ustart] == us: no second gather
-            ncv = np.where(same, old_cur, 0.0)
-            npv = np.where(same, prev_g[ustart].astype(np.float64), np.where(one, old_cur, 0.0))
-            ncv[g_u[new_cur]] += gtot[new_cur]
-            npv[g_u[new_prev]] += gtot[new_prev]
-            cur[us] = ncv
-            prev[us] = npv
+                c_metrics[m] = np.concatenate((base[ga] + gtot[ga], *stored)).astype(np.float64)
         for m in self.distincts:
             regs, pest = self.regs[m], self.prev_est[m]
             comb = np.zeros((G, REGISTERS), dtype=np.uint8)
             if isinstance(bv, BatchValues):
-                idx, rank = register_and_rank(bv.hashes(m)[rec])
+                idx_all, rank_all = bv.ranks(m)
+                idx, rank = idx_all[rec], rank_all[rec]
                 np.maximum.at(comb.reshape(-1), grp * REGISTERS + idx, rank)
             else:  # partial rows carry whole sketches: merge register-wise
                 np.maximum.at(comb, grp, bv.registers(m)[rec])
@@ -395,6 +374,49 @@ class WindowStore:
             mets = {m: v[o] for m, v in c_metrics.items()}
             closed.append(ClosedWindows(self.key_type, self.channel, W, c_slots, c_wids, mets))
         return view, closed
+
+
+def _sum_update_numpy(
+    v: np.ndarray,
+    rec: np.ndarray,
+    gstart: np.ndarray,
+    gend: np.ndarray,
+    gs: np.ndarray,
+    gw: np.ndarray,
+    c: np.ndarray,
+    grp: np.ndarray,
+    ustart: np.ndarray,
+    g_u: np.ndarray,
+    new_cur: np.ndarray,
+    new_prev: np.ndarray,
+    same: np.ndarray,
+    one: np.ndarray,
+    cur: np.ndarray,
+    prev: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``kernels.sum_update`` in numpy, for values that are not float64 (kept in their own dtype)."""
+    us = gs[ustart]
+    vals = v[rec]
+    cs = np.cumsum(vals)
+    cur_g, prev_g = cur[gs], prev[gs]
+    base = np.where(gw == c, cur_g, np.where(gw == c - 1, prev_g, 0)).astype(np.float64)
+    gtot = cs[gend - 1] - cs[gstart] + vals[gstart]
+    # value of window w-1 of each group's key: stored (w-1 is the key's current or previous
+    # window) plus this batch's records for it (the group just before, same key, window w-1)
+    pb = np.where(gw - 1 == c, cur_g, np.where(gw - 1 == c - 1, prev_g, 0)).astype(np.float64)
+    adjacent = np.zeros(gs.size, dtype=bool)
+    adjacent[1:] = (gs[1:] == gs[:-1]) & (gw[1:] == gw[:-1] + 1)
+    pb[1:] += np.where(adjacent[1:], gtot[:-1], 0.0)
+    old_cur = cur_g[ustart].astype(np.float64)  # gs[ustart] == us: no second gather
+    ncv = np.where(same, old_cur, 0.0)
+    npv = np.where(same, prev_g[ustart].astype(np.float64), np.where(one, old_cur, 0.0))
+    ncv[g_u[new_cur]] += gtot[new_cur]
+    npv[g_u[new_prev]] += gtot[new_prev]
+    cur[us] = ncv
+    prev[us] = npv
+    offset = cs[gstart] - vals[gstart]
+    run = base[grp] + cs - offset[grp]
+    return run, base, gtot, pb
 
 
 def _running_estimates(
