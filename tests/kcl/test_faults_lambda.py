@@ -43,7 +43,7 @@ from tests.kcl.protocol import line45
 SIGTERM_EXIT = 143
 THROTTLED_S = 20.0
 FAILING_S = 15.0  # after the throttling
-ABUSER1, ABUSER2 = "10.90.0.1", "10.90.0.2"
+ABUSER1, ABUSER2 = "10.94.0.1", "10.94.0.2"  # unique in the session: the local stack is shared
 QUICK_BLOCK = {"max_attempts": 3, "base_delay_s": 0.05, "max_delay_s": 0.2, "flush_timeout_s": 2}
 
 

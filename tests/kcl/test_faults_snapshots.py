@@ -146,7 +146,7 @@ def test_s3_bucket_missing_at_restore_then_back(local_stack: StackInfo, tmp_path
     store_cfg = {"store": "s3", "bucket": bucket, "prefix": f"{app}/", "s3_endpoint": local_stack.endpoint}
     cfg = fault_config(tmp_path, local_stack, app, "worker-a", snapshots=store_cfg)
     status = tmp_path / "status-worker-a"
-    abuser = "10.80.0.1"
+    abuser = "10.84.0.1"  # unique in the session: the blocklist of the local stack is shared
     batch1 = [line45(T0 + 1 + i * 0.2, abuser) for i in range(30)]
     batch1 += [line45(T0 + 2 + i * 0.1, f"10.81.0.{i}") for i in range(60)]
     batch2 = [line45(T0 + 10 + i * 0.2, abuser) for i in range(30)]
@@ -282,7 +282,7 @@ def test_s3_errors_at_save_no_checkpoint_past_unsaved_state(local_stack: StackIn
 
         outage2 = faults.add(**puts)
         seqs += put_lines(local_stack, app, batch3)
-        wait_for(lambda: [c["status"] for c in blocks(local_stack, abuser)] == ["applied"], 20, "the block")
+        wait_for(lambda: [c["status"] for c in blocks(local_stack, abuser)] == ["applied"], 60, "the block")
         wait_for(lambda: faults.rule(outage2)["injected"] >= 1, 10, "a failed write of batch 3's state")
         assert stat()["records"] == len(batch1) + len(batch2) + len(batch3)
         assert checkpoint() == checkpoint_2
