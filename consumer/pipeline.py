@@ -21,6 +21,7 @@ from consumer.realtime import ParseResult, RealtimeParser
 from consumer.standard import StandardParser
 from detectors.batch import RecordBatch
 from detectors.engine import Engine
+from detectors.finding import Finding
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ class Pipeline:
         batch = self.accept(result, n_input, source)
         if batch is None:
             return []
-        findings = self.engine.process(batch)
+        return self._decide(self.engine.process(batch))
+
+    def _decide(self, findings: list[Finding]) -> list[Decision]:
+        """Findings to the actions, counted by detector and action (also the detect stage's path)."""
         if not findings:
             return []
         c = self.counters

@@ -134,17 +134,6 @@ class DetectPipeline(Pipeline):
         """Apply the buckets still waiting for stragglers (end of a replay or a test)."""
         return self._decide(self.bucket_engine.engine.process_partials([], drain=True))
 
-    def _decide(self, findings: list[Finding]) -> list[Decision]:
-        if not findings:
-            return []
-        c = self.counters
-        c.findings += len(findings)
-        decisions = self.actions.submit(findings)
-        for d in decisions:
-            c.decisions_by_detector[d.detector] += 1
-            c.decisions_by_action[d.action] += 1
-        return decisions
-
     def stats(self) -> dict[str, object]:
         out = super().stats()
         out["topology"] = {
