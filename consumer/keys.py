@@ -11,6 +11,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
+from itertools import repeat
 from typing import Literal
 
 import numpy as np
@@ -117,7 +118,7 @@ def _ipv6_fast(text: str, ipv6_prefix: int | None) -> str | None:
         return None
     try:
         packed = socket.inet_pton(socket.AF_INET6, text)
-    except OSError:
+    except (OSError, ValueError):  # (ValueError: an embedded NUL)
         return None
     if packed[:10] == _ZERO10:
         return None
@@ -154,7 +155,7 @@ class _Extractor:
 
     def __init__(self, spec: KeySpec) -> None:
         self.spec = spec
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[str | None, str | None] = {None: None}
         self._fn = self._build()
         # cs-headers carries per-request values (user agent, range, trace ids...): nearly every value
         # is new, so a memo would only hold ~1 KB strings that never hit again.
@@ -171,10 +172,19 @@ class _Extractor:
     def _headers(self, values: list[str | None]) -> list[str | None] | None:
         """Header keys of a column: the rows the kernel finds the name in go through the accessor,
         every other row has no such header (None when the column is not plain ASCII text)."""
-        if isinstance(values, ScannedTexts) and values.describes_values():
-            # The parser's bytes of the column: no need to join and encode ~500 characters a row.
-            found = [rows_containing(buf, at, self._header_name) for buf, at in values.segments]
-            return self._lookup(values, np.concatenate(found) if len(found) != 1 else found[0])
+        if isinstance(values, ScannedTexts):
+            # The parser's bytes of the column: no string of ~500 characters is made for a row
+            # that cannot hold the header.
+            out: list[str | None] = []
+            fn = self._fn
+            for buf, starts, ends in values.segments:
+                part: list[str | None] = [None] * starts.shape[0]
+                for i in np.flatnonzero(rows_containing(buf, starts, ends, self._header_name)).tolist():
+                    a, b = int(starts[i]), int(ends[i])
+                    if b - a != 1 or buf[a] != 45:  # ("-": no headers)
+                        part[i] = fn(buf[a:b].tobytes().decode("ascii"))
+                out.extend(part)
+            return out
         try:
             joined = "".join(values)  # type: ignore[arg-type]
             lens = np.fromiter(map(len, values), np.int64, len(values))  # type: ignore[arg-type]
@@ -186,11 +196,9 @@ class _Extractor:
             return None
         offs = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(lens, out=offs[1:])
-        hits = rows_containing(np.frombuffer(joined.encode("ascii"), dtype=np.uint8), offs, self._header_name)
-        return self._lookup(values, hits)
-
-    def _lookup(self, values: list[str | None], hits: np.ndarray) -> list[str | None]:
-        out: list[str | None] = [None] * len(values)
+        buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        hits = rows_containing(buf, offs[:-1], offs[1:], self._header_name)
+        out = [None] * len(values)
         fn = self._fn
         for i in np.flatnonzero(hits).tolist():
             raw = values[i]
@@ -241,29 +249,28 @@ class _Extractor:
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
+            cache[None] = None
         fn = self._fn
         if not self._memo:
             if self._header_name is not None and (out := self._headers(values)) is not None:
                 return out
             return [None if raw is None else fn(raw) for raw in values]
-        # Memo hits in C; then only the None entries (a missing field, a memo miss, or a value that
-        # has no key) are looked at one by one, found with list.index (also C).
-        out: list[str | None] = list(map(cache.get, values))  # type: ignore[arg-type]
+        # Memo hits in C (a missing field is a hit: ``cache[None] is None``, and so is a value known
+        # to have no key); only the misses are looked at one by one, found with list.index (also C).
+        out: list[str | None] = list(map(cache.get, values, repeat(_MISS, len(values))))  # type: ignore[arg-type]
+        index = out.index
         i = -1
-        try:
-            while True:
-                i = out.index(None, i + 1)
-                raw = values[i]
-                if raw is None:
-                    continue
-                key = cache.get(raw, _MISS)
-                if key is _MISS:
-                    key = fn(raw)
-                    cache[raw] = key
-                out[i] = key  # type: ignore[assignment]
-        except ValueError:  # no None left
-            pass
-        return out
+        while True:
+            try:
+                i = index(_MISS, i + 1)
+            except ValueError:  # no miss left
+                return out
+            raw = values[i]
+            key = cache.get(raw, _MISS)  # (the same value missed earlier in this batch)
+            if key is _MISS:
+                key = fn(raw)
+                cache[raw] = key
+            out[i] = key  # type: ignore[assignment]
 
 
 _MISS: object = object()
