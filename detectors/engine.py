@@ -39,6 +39,7 @@ from detectors.batch_update import (
     update_stores,
 )
 from detectors.config import StateConfig
+from detectors.event_time import admit
 from detectors.finding import Finding
 from detectors.keytable import KeyTable
 from detectors.metrics import CATALOG, BatchValues
@@ -382,32 +383,8 @@ class Engine:
     ) -> list[Finding]:
         n = len(batch)
         t = np.asarray(batch.time, dtype=np.float64)
-        L = self.state.allowed_lateness_s
-        finite = np.isfinite(t)
-        c = self.counters
-        # A few records far ahead of everything else (corrupt timestamps) must not drag the
-        # watermark along, or every later record would be "too late". In the sorted times (after the
-        # watermark), the first gap longer than max_future_s splits the batch: if at most 1% of it
-        # (at least one record) lies beyond, those records are dropped and counted; if more do, the
-        # stream really jumped (a quiet period, a replay of another day) and all are kept.
-        if finite.any():
-            future = self._future_outliers(t, finite)
-            if future is not None:
-                c["future_dropped"] += int(future.sum())
-                finite &= ~future
-        tf = np.where(finite, t, -np.inf)
-        acc = np.maximum.accumulate(tf)
-        before = np.empty(n)
-        before[0] = self.watermark
-        np.maximum(acc[:-1], self.watermark, out=before[1:])
-        late = finite & (t < before)
-        too_late = late & (t < before - L)
-        ok = finite & ~too_late
-        c["records"] += n
-        c["late_accepted"] += int((late & ~too_late).sum())
-        c["late_dropped"] += int(too_late.sum())
-        c["bad_time"] += int((~np.isfinite(t)).sum())
-        self.watermark = max(self.watermark, float(acc[-1]))
+        st = self.state
+        ok, self.watermark = admit(t, self.watermark, st.allowed_lateness_s, st.max_future_s, self.counters)
 
         bv = BatchValues(batch)
         masks: dict[Channel, np.ndarray | None] = {}
@@ -425,25 +402,9 @@ class Engine:
         self._close_windows(findings)
         if self.watermark - self.last_sweep >= self.sweep_every_s:
             self._sweep_idle(findings)
-        c["findings"] += len(findings)
+        self.counters["findings"] += len(findings)
         findings.sort(key=lambda f: f.event_time)
         return findings
-
-    def _future_outliers(self, t: np.ndarray, finite: np.ndarray) -> np.ndarray | None:
-        tf = t[finite]
-        low = float(tf.min()) if not math.isfinite(self.watermark) else min(self.watermark, float(tf.min()))
-        if float(tf.max()) - low <= self.state.max_future_s:
-            return None  # the usual case: no gap can be that long
-        st = np.sort(tf)
-        chain = st if not math.isfinite(self.watermark) else np.concatenate(([self.watermark], st))
-        gaps = np.flatnonzero(np.diff(chain) > self.state.max_future_s)
-        if gaps.size == 0:
-            return None
-        cut = float(chain[gaps[0] + 1])
-        beyond = finite & (t >= cut)
-        if int(beyond.sum()) > max(1, t.size // 100):
-            return None
-        return beyond
 
     def _close_windows(self, findings: list[Finding]) -> None:
         if not math.isfinite(self.watermark):
