@@ -46,6 +46,7 @@ from detectors.metrics import CATALOG, BatchValues
 from detectors.partial_apply import PartialInput
 from detectors.partial_buffer import PartialBuffer
 from detectors.partials import KeyPartials, PartialLayout, PartialValues
+from detectors.restore_compat import restore_compatible
 from detectors.store import Channel, WindowStore
 
 log = logging.getLogger(__name__)
@@ -287,51 +288,7 @@ class Engine:
             self.stores = state["stores"]
             self.filters = state["filters"]
             return
-        self._restore_compatible(state)
-
-    def _restore_compatible(self, state: dict[str, Any]) -> None:
-        kept: list[str] = []
-        reset: list[str] = []
-        for kt in self.tables:
-            old = state["tables"].get(kt)
-            if old is not None and old.next_slot <= self.state.max_keys:
-                old.max_keys = self.state.max_keys
-                self.tables[kt] = old
-                kept.append(f"keys of {kt!r}")
-            elif old is not None:
-                reset.append(f"keys of {kt!r} (more slots used than the new max_keys)")
-        for sk, store in self.stores.items():
-            old = state["stores"].get(sk)
-            kt_kept = state["tables"].get(sk[0]) is self.tables[sk[0]]
-            if (
-                kt_kept
-                and old is not None
-                and (old.sums, old.distincts, old.subscribed)
-                == (store.sums, store.distincts, store.subscribed)
-            ):
-                self.stores[sk] = old
-            else:
-                if kt_kept:
-                    what = f"{sk[2]} s window of {sk[0]!r} {sk[1].describe() or ''}".rstrip()
-                    reset.append(f"{what} ({'new' if old is None else 'changed'})")
-                store.grow(self.tables[sk[0]].capacity)
-        old_dets = {d.spec.name: d for d in state["detectors"]}
-        for i, det in enumerate(self.detectors):
-            old = old_dets.get(det.spec.name)
-            table = self.tables[det.spec.key]
-            if state["tables"].get(det.spec.key) is table:
-                if old is not None and old.spec == det.spec:
-                    self.detectors[i] = old
-                    continue
-                if old is not None and type(old) is type(det) and det.adopt(old):
-                    continue
-                reset.append(f"detector {det.spec.name!r} ({'new' if old is None else 'changed'})")
-            det.grow(table.capacity)
-        log.warning(
-            "engine snapshot from another configuration: kept %s; started empty: %s",
-            ", ".join(kept) or "nothing",
-            ", ".join(reset) or "nothing",
-        )
+        restore_compatible(self, state)
 
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self.counters)
