@@ -11,7 +11,6 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
-from itertools import repeat
 from typing import Literal
 
 import numpy as np
@@ -255,25 +254,14 @@ class _Extractor:
             if self._header_name is not None and (out := self._headers(values)) is not None:
                 return out
             return [None if raw is None else fn(raw) for raw in values]
-        # Memo hits in C (a missing field is a hit: ``cache[None] is None``, and so is a value known
-        # to have no key); only the misses are looked at one by one, found with list.index (also C).
-        out: list[str | None] = list(map(cache.get, values, repeat(_MISS, len(values))))  # type: ignore[arg-type]
-        index = out.index
-        i = -1
-        while True:
-            try:
-                i = index(_MISS, i + 1)
-            except ValueError:  # no miss left
-                return out
-            raw = values[i]
-            key = cache.get(raw, _MISS)  # (the same value missed earlier in this batch)
-            if key is _MISS:
-                key = fn(raw)
-                cache[raw] = key
-            out[i] = key  # type: ignore[assignment]
-
-
-_MISS: object = object()
+        # A set difference in C finds the values this memo has not seen (a missing field is known:
+        # ``cache[None] is None``); only those go through ``fn``, once each, however often they
+        # repeat in the batch (new users arrive with many requests: ~40% of the records of a batch
+        # carry a value first seen in it). Then one lookup per record, in C. (``set.difference``
+        # with a dict probes the dict per element; ``keys() - keys()`` would walk the whole memo.)
+        for raw in set(values).difference(cache):
+            cache[raw] = fn(raw)
+        return list(map(cache.get, values))
 
 
 def _clip(value: str | None, limit: int) -> str | None:

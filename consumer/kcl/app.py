@@ -92,11 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", metavar="FILE")
     args = p.parse_args(argv)
 
-    from amazon_kclpy import kcl
-
     from consumer import snapshots
     from consumer.config import load_config
     from consumer.config_source import is_remote, load_from
+    from consumer.kcl.fast_io import kcl_process
     from consumer.kcl.processor import ShardProcessor
     from consumer.rekey.factory import effective_kcl, factory_for
 
@@ -112,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure=live_config(args.config, cfg),
         metrics=cfg.metrics,
     )
-    kcl.KCLProcess(processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr).run()
+    # stdin as bytes: the ~MB processRecords lines are decoded by msgspec, not UTF-8-decoded first.
+    kcl_process(processor, sys.stdin.buffer, protocol_out, sys.stderr).run()
     return 0
 
 
