@@ -7,10 +7,12 @@ lateness are delivered to the detectors that subscribed to the "window closed" h
 ``idle_timeout_s`` of event time are forgotten; beyond ``max_keys`` per key type the least recently
 seen keys are evicted (counted).
 
-Where the parts live: this module is the facade (configuration, event time and watermark, chunking,
-window closing, idle sweeps, snapshot/restore, stats); ``batch_update`` applies a batch to the key
-tables and window stores of a key type (the hot path); ``partial_apply`` is the partial mode's
-input side (partial rows filed, released rows turned into row batches).
+Where the parts live: this module is the facade (configuration, chunking, window closing, idle
+sweeps, snapshot/restore, stats); ``event_time`` decides which records count and moves the
+watermark; ``batch_update`` applies a batch to the key tables and window stores of a key type (the
+hot path, over the compiled ``kernels``); ``partial_apply`` is the partial mode's input side
+(partial rows filed, released rows turned into row batches); ``restore_compat`` keeps what still
+fits when a snapshot comes from another configuration.
 """
 
 from __future__ import annotations
