@@ -19,7 +19,8 @@ from consumer import explain_probe as probe
 from consumer.pipeline import Pipeline
 from detectors.batch import RecordBatch
 from detectors.finding import Finding
-from detectors.store import ClosedWindows
+from detectors.partials import KeyPartials
+from detectors.store import Channel, ClosedWindows
 
 
 def _num(x: float) -> float | int:
@@ -40,19 +41,35 @@ class KeyTimeline:
         self.findings: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.decisions: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._engine: Any = None
+        self.resolution = "record"
 
     # -- wiring -----------------------------------------------------------------------------------
 
     def attach(self, pipeline: Pipeline) -> None:
-        engine = self._engine = pipeline.engine
-        process = engine.process
+        """Observe ``pipeline``'s engine: after each raw batch (record resolution), or after each
+        released bucket of partial rows (``evaluate: bucket`` and the two-stage topology, whose
+        replay pipeline is a ``DetectPipeline``: figures then change once per bucket)."""
+        bucket_engine = getattr(pipeline, "bucket_engine", None)
+        engine = self._engine = pipeline.engine if bucket_engine is None else bucket_engine.engine
+        self.resolution = "record" if bucket_engine is None else "bucket"
+        if bucket_engine is None:
+            process = engine.process
 
-        def observed_process(batch: RecordBatch) -> list[Finding]:
-            findings = process(batch)
-            self._after_batch(batch, findings)
-            return findings
+            def observed_process(batch: RecordBatch) -> list[Finding]:
+                findings = process(batch)
+                self._after_batch(batch, findings)
+                return findings
 
-        engine.process = observed_process
+            engine.process = observed_process
+        else:
+            apply_rows = engine._apply_rows
+
+            def observed_rows(rows: dict[str, KeyPartials]) -> list[Finding]:
+                findings = apply_rows(rows)
+                self._after_rows(rows, findings)
+                return findings
+
+            engine._apply_rows = observed_rows
         subscribed = {i for idx in engine.subscribers.values() for i in idx}
         for i in sorted(subscribed):
             det = engine.detectors[i]
@@ -96,10 +113,32 @@ class KeyTimeline:
                 continue
             idx = [i for i, k in enumerate(keys) if k == self.key]
             times = batch.time[idx]
-            self.records[kt] += len(idx)
-            self.first_t.setdefault(kt, float(times.min()))
-            self.last_t[kt] = max(self.last_t.get(kt, float("-inf")), float(times.max()))
-            self._observe(kt, float(times.max()))
+            self._seen(kt, len(idx), float(times.min()), float(times.max()))
+        self._note(findings)
+
+    def _after_rows(self, rows: dict[str, KeyPartials], findings: list[Finding]) -> None:
+        """A released bucket: the key's rows carry its request counts per channel (the unfiltered
+        channel's, when a detector counts every request, else the largest) and its last time."""
+        layout = self._engine.partials.layout
+        for kt in self.key_types:
+            kp = rows.get(kt)
+            if kp is None or self.key not in kp.keys:
+                continue
+            idx = [i for i, k in enumerate(kp.keys) if k == self.key]
+            chans = [cl.channel for cl in layout.channels(kt)]
+            counts = [float(kp.sums[c]["requests"][idx].sum()) for c in range(len(chans))]
+            n = counts[chans.index(Channel())] if Channel() in chans else max(counts)
+            first = float(kp.bucket[idx].min() * layout.bucket_s)
+            self._seen(kt, int(n), first, float(kp.last_ms[idx].max()) / 1000.0)
+        self._note(findings)
+
+    def _seen(self, kt: str, n: int, first: float, last: float) -> None:
+        self.records[kt] += n
+        self.first_t[kt] = min(self.first_t.get(kt, first), first)
+        self.last_t[kt] = max(self.last_t.get(kt, float("-inf")), last)
+        self._observe(kt, last)
+
+    def _note(self, findings: list[Finding]) -> None:
         for f in findings:
             if f.key == self.key and f.key_type in self.key_types:
                 ev = f.evidence
@@ -181,7 +220,7 @@ class KeyTimeline:
 
     def to_dict(self) -> dict[str, Any]:
         engine = self._engine
-        out: dict[str, Any] = {"key": self.key, "key_types": {}}
+        out: dict[str, Any] = {"key": self.key, "resolution": self.resolution, "key_types": {}}
         for kt in self.seen():
             detectors = [
                 {"name": d.spec.name, "type": d.spec.type, "mode": d.spec.mode, "window": d.spec.window}

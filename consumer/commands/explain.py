@@ -17,8 +17,8 @@ from consumer.commands._common import (
     run_guarded,
 )
 from consumer.explain import KeyTimeline
-from consumer.pipeline import Pipeline
 from consumer.quarantine import Quarantine
+from consumer.rekey.factory import replay_pipeline
 from consumer.replay_loop import InputMismatch, missing_inputs, run_inputs
 
 
@@ -51,18 +51,9 @@ def _explain(args: argparse.Namespace) -> int:
         )
     key_types = [args.key_type] if args.key_type else configured
     try:
-        pipeline = Pipeline.from_config(cfg, dry_run=True, quarantine=Quarantine(None, 0))
+        pipeline = replay_pipeline(cfg, dry_run=True, quarantine=Quarantine(None, 0))
     except ValueError as exc:
         raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
-    if cfg.topology.partial_mode:
-        # The timeline observes Engine.process; the bucket engine applies 1 s partials after a hold.
-        print(
-            f"cfguard explain: this config decides per {cfg.topology.bucket_s} s bucket after a "
-            f"{cfg.topology.hold_s:g} s hold; explain follows the key record by record, so its decision "
-            "times can be earlier by up to a bucket; `cfguard replay --decisions-out` gives the "
-            "deployment's own decisions",
-            file=sys.stderr,
-        )
     timeline = KeyTimeline(args.key, key_types)
     timeline.attach(pipeline)
     try:
@@ -79,7 +70,6 @@ def _explain(args: argparse.Namespace) -> int:
             EXIT_ERROR,
         )
     doc = timeline.to_dict()
-    doc["resolution"] = "record"
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
@@ -104,6 +94,8 @@ def _figures(f: dict[str, Any]) -> str:
 
 
 def render(doc: dict[str, Any], out: TextIO) -> None:
+    if doc.get("resolution") == "bucket":
+        out.write("evaluated per time bucket (topology): figures and scores as each bucket was applied\n\n")
     for kt, tl in doc["key_types"].items():
         out.write(
             f"key {doc['key']} ({kt}): {tl['records']:,} records, {tl['first_seen']} .. {tl['last_seen']}\n"

@@ -122,15 +122,38 @@ def test_explain_sees_exactly_the_replay_decisions(
     assert mine and explained == mine
 
 
-def test_bucket_resolution_configs_are_told_the_timeline_is_per_record(
+def test_bucket_resolution_timeline_has_the_bucket_replays_decisions(
     case: dict, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """With ``evaluate: bucket`` explain follows the buckets as the deployment applies them: the
+    key's decisions are the bucket replay's (not the record-resolution ones), its records all
+    counted, its window figures those of whole buckets."""
     key = _flood(case, fastest=True)
     cfg = tmp_path / "bucket.yaml"
     cfg.write_text(case["cfg"].read_text() + "\ntopology:\n  evaluate: bucket\n  hold_s: 2\n")
+
+    def replayed(config: Path) -> list[tuple]:
+        out = tmp_path / f"{config.stem}.jsonl"
+        assert main(["replay", str(case["rec"]), "-c", str(config), "--decisions-out", str(out), "-q"]) == 0
+        capsys.readouterr()
+        return [
+            (d["detector"], d["event_time"], d["action"], d["reason"], d["score"])
+            for d in map(json.loads, out.read_text().splitlines())
+            if d["key"] == key
+        ]
+
+    bucket, record = replayed(cfg), replayed(case["cfg"])
+    assert bucket and bucket != record
     assert main(["explain", key, str(case["rec"]), "-c", str(cfg), "--json"]) == 0
-    captured = capsys.readouterr()
-    assert "decides per 1 s bucket after a 2 s hold" in captured.err
-    assert json.loads(captured.out)["resolution"] == "record"
-    assert main(["explain", key, str(case["rec"]), "-c", str(case["cfg"]), "--json"]) == 0
-    assert "bucket" not in capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["resolution"] == "bucket"
+    tl = doc["key_types"]["ip"]
+    assert [
+        (d["detector"], d["event_time"], d["action"], d["reason"], d["score"]) for d in tl["decisions"]
+    ] == bucket
+    per_record = _timeline(case, key, capsys)
+    assert per_record["resolution"] == "record"
+    assert tl["records"] == per_record["key_types"]["ip"]["records"]
+    assert tl["windows"] and all(w["figures"]["requests"] > 0 for w in tl["windows"])
+    assert main(["explain", key, str(case["rec"]), "-c", str(cfg)]) == 0
+    assert "evaluated per time bucket" in capsys.readouterr().out
