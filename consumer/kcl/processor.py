@@ -49,6 +49,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         parents_of: Callable[[str], list[str]] | None = None,
         reconfigure: Callable[[PipelineLike], PipelineLike | None] | None = None,
         metrics: MetricsConfig | None = None,
+        role: str = "single",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -59,6 +60,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self.reconfigure = reconfigure  # a new pipeline carrying the state when the config changed
         self.metrics_cfg = metrics
         self.metrics_emitter: MetricsEmitter | None = None
+        self.role = role  # topology.role: the metrics' Role dimension (both stages share names)
         self.clock = clock
         self.sleep = sleep
         self.policy = CheckpointPolicy(cfg.checkpoint, clock)
@@ -98,7 +100,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         if self.cfg.status_dir is not None:
             self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
         if self.metrics_cfg is not None and self.metrics_cfg.enabled:
-            self.metrics_emitter = MetricsEmitter(self.metrics_cfg, self.shard_id)
+            self.metrics_emitter = MetricsEmitter(self.metrics_cfg, self.shard_id, role=self.role)
         self._restore(checkpoint, initialize_input.sequence_number)
         log.info(
             "shard %s: starting at %s%s",
