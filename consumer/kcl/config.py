@@ -76,7 +76,22 @@ class KclConfig(_Section):
     checkpoint: CheckpointConfig = CheckpointConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     status_dir: Path | None = Field(
-        None, description="if set, each shard's processor writes live stats and its decisions here"
+        None,
+        description="if set, each shard's processor writes live stats (shard-<id>.json) here and every "
+        "shard appends its decisions to decisions.jsonl (rotated by size, see status_decisions_*)",
+    )
+    status_decisions_max_bytes: int = Field(
+        64 * 2**20,
+        ge=4096,
+        description="status_dir/decisions.jsonl is rotated (to decisions.jsonl.1, .2, ...) before an append "
+        "would take it past this size",
+    )
+    status_decisions_keep: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="rotated decision files kept (decisions.jsonl.1 newest ... .N oldest); the status dir "
+        "holds at most about (1 + N) x status_decisions_max_bytes of decisions",
     )
     config_reload_s: float = Field(
         30.0,

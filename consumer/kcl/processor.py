@@ -98,7 +98,12 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             log.critical("shard %s: cannot build the pipeline; exiting", self.shard_id, exc_info=True)
             raise SystemExit(1) from None
         if self.cfg.status_dir is not None:
-            self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
+            self.status = StatusWriter(
+                self.cfg.status_dir,
+                self.shard_id,
+                decisions_max_bytes=self.cfg.status_decisions_max_bytes,
+                decisions_keep=self.cfg.status_decisions_keep,
+            )
         if self.metrics_cfg is not None and self.metrics_cfg.enabled:
             self.metrics_emitter = MetricsEmitter(self.metrics_cfg, self.shard_id, role=self.role)
         self._restore(checkpoint, initialize_input.sequence_number)
