@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Figures that are levels, not running totals (everything else numeric is a counter).
 GAUGE_PATTERNS = re.compile(
     r"(^|\.)(millis_behind_latest|uptime_s|state_bytes|watermark|tracked_keys(\.\w+)?|guard\.tracked_keys"
-    r"|breaker_open|spool[_.]depth|pending|queue[_.]depth)$"
+    r"|breaker_open|spool[_.]depth|pending|queue[_.]depth|restore_pending|restore_wait_s)$"
 )
 _PROM_NAME = re.compile(r"[^a-zA-Z0-9_]")
 

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from consumer.config import Config
-from consumer.metrics import emf_line, flatten
+from consumer.kcl.config import KclConfig, SnapshotConfig
+from consumer.kcl.processor import ShardProcessor
+from consumer.metrics import MetricsConfig, emf_line, flatten, is_gauge
 from consumer.rekey.stages import DetectPipeline, RekeyPipeline
 from consumer.rekey.streams import StaticView
 from consumer.traffic import generate
 from tests.infra.cfn_yaml import load_template
 from tests.infra.test_template_stages import TEMPLATE, service_config, stack
+from tests.kcl.counting_pipeline import CountingPipeline
+from tests.kcl.protocol import drive, initialize
 
 TOPOLOGIES = ["two-stage", "single-stage"]
 # SELECT SUM("metric") FROM SCHEMA("namespace", Role, Shard) WHERE Role = 'role'
@@ -137,3 +142,56 @@ def test_only_the_rekey_stage_counts_raw_lines_and_parse_errors() -> None:
     assert rekey["malformed"] / rekey["records"] == pytest.approx(true_rate)
     summed = (rekey["malformed"] + detect["malformed"]) / (rekey["records"] + detect["records"])
     assert summed < true_rate * 0.99  # what the alarm computed before it selected a role
+
+
+class _Down:
+    """A snapshot store nobody can read (a wrong bucket) for its first ``n`` tries."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def positions(self, shard_id: str) -> list[tuple[int, int]]:
+        self.n -= 1
+        if self.n >= 0:
+            raise OSError("NoSuchBucket")
+        return []
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_restore_alarm_watches_the_wait_gauge_the_processors_emit(
+    template: dict[str, Any], topology: str, tmp_path: Path
+) -> None:
+    s = stack(template, Topology=topology)
+    alarm = s.props("RestoreStalledAlarm")
+    (query,) = alarm["Metrics"]
+    m = SELECT.match(query["Expression"])
+    assert m is not None, query["Expression"]
+    assert (m["fn"], m["ns"], m["where"]) == ("MAX", s.params["MetricsNamespace"], None)  # every role
+    assert [d.strip() for d in m["dims"].split(",")] == emitted_dimensions()
+    assert query["ReturnData"] is True
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        s.params["RestoreWaitThresholdSeconds"],
+        "GreaterThanThreshold",
+    )
+    assert is_gauge(m["metric"])  # a level (MAX of it is the longest wait), not a per-interval delta
+    # a processor waiting for its store emits that metric, growing with the wait
+    t = [0.0]
+
+    def sleep(x: float) -> None:
+        t[0] += x
+
+    emf = tmp_path / "emf.jsonl"
+    proc = ShardProcessor(
+        KclConfig(snapshots=SnapshotConfig(store="local", path=tmp_path / "s")),
+        lambda: CountingPipeline(threshold=100),
+        _Down(12),  # type: ignore[arg-type]
+        metrics=MetricsConfig(interval_s=60, emf_path=emf),
+        role="detect",
+        clock=lambda: t[0],
+        sleep=sleep,
+        wall_clock=lambda: t[0],
+    )
+    drive(proc, [initialize(seq="1000")])
+    waits = [r[m["metric"]] for r in map(json.loads, emf.read_text().splitlines())]
+    # 12 failed tries (0.5 s doubling to 30 s: at 0, 0.5 ... 61.5, 91.5 ... 181.5 s), a line per 60 s
+    assert waits == [0.0, 61.5, 121.5, 181.5]
