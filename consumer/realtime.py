@@ -9,8 +9,9 @@ their offsets) by a compiled kernel (:mod:`consumer.scan`, numba): it checks eac
 finds the start and end of the wanted fields only, converts the wanted numbers to float64 and names
 the defect of a bad line. Text columns are then built in bulk: the wanted fields' bytes of the good
 lines are gathered into one tab-separated buffer, and one ``decode`` plus one ``split`` make the
-strings. ``cs-headers`` (when not URL-decoded) keeps those bytes (:class:`ScannedTexts`) so that
-the header-key kernel can search them without re-encoding ~500 characters per record.
+strings. ``cs-headers`` (when not URL-decoded) is not decoded at all: its column
+(:class:`ScannedTexts`) keeps the chunk buffer and the spans, the header-key kernel searches those
+bytes, and a value becomes a string only when read.
 
 Anything the kernel cannot decide exactly and cheaply (a wanted text field that is not ASCII, a
 number with more than 15 significant digits) goes through :func:`LineParser.parse_line`, the
@@ -28,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from consumer.fields import Kind
 from consumer.scan_texts import ScannedTexts
 from detectors.batch import RecordBatch
 
-#: Text columns handed on with the bytes they were decoded from (``ScannedTexts``): the ones a key
+#: Text columns handed on as the scanned bytes (``ScannedTexts``, decoded when read): the ones a key
 #: kernel searches (header keys). Others are plain lists, so that a kept column pins no buffer.
 KEEP_BYTES = frozenset({"cs-headers"})
 CHUNK = 1024  # lines per kernel pass: the joined buffer stays in cache (8192 lines at once: ~20% slower)
@@ -85,6 +85,7 @@ class LineParser:
         self._num_slot = np.full(len(self.columns), -1, dtype=np.int64)
         numeric: list[int] = []
         text: list[int] = []
+        lazy: list[int] = []
         for ci, c in enumerate(self.columns):
             self._slot[c.index] = ci
             self._kinds[ci] = _KERNEL_KIND[c.kind]
@@ -92,9 +93,12 @@ class LineParser:
             if c.numeric:
                 self._num_slot[ci] = len(numeric)
                 numeric.append(ci)
+            elif c.name in KEEP_BYTES and not c.decode:
+                lazy.append(ci)
             else:
                 text.append(ci)
         self._numeric = tuple(numeric)
+        self._lazy = tuple(lazy)
         self._text = np.asarray(text, dtype=np.int64)
         self._last_wanted = max((c.index for c in self.columns), default=-1)
         self._eq = np.empty(0, dtype=np.bool_)
@@ -166,9 +170,7 @@ class LineParser:
             if c.numeric:
                 result[c.name] = np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
             elif all(isinstance(p, ScannedTexts) for p in parts):
-                result[c.name] = ScannedTexts(
-                    chain.from_iterable(parts), [s for p in parts for s in p.segments]
-                )
+                result[c.name] = ScannedTexts([s for p in parts for s in p.segments])
             else:
                 joined: list[str | None] = []
                 for p in parts:
@@ -202,6 +204,8 @@ class LineParser:
             cols[self.columns[ci].name] = nums[self._num_slot[ci], :k]
         if self._text.shape[0]:
             self._texts(buf, starts, ends, k, cols)
+        for ci in self._lazy:  # values made when read: the chunk buffer and the spans
+            cols[self.columns[ci].name] = ScannedTexts([(buf, starts[ci, :k], ends[ci, :k])])
         if k == n:
             return cols, list(range(n)), []
         return self._rest(lines, cols, good[:k].tolist(), status)
@@ -226,15 +230,11 @@ class LineParser:
 
         The kernel only accepts lines whose wanted text fields are ASCII (others go to the
         reference path), so the buffer decodes as ASCII; it holds no tab but the separators."""
-        raw, dash, dashes, at = scan.gather(buf, starts, ends, self._text, k)
+        raw, dash, dashes = scan.gather(buf, starts, ends, self._text, k)
         parts = str(raw, "ascii").split(_TAB_STR) if k else []
         for j, ci in enumerate(self._text.tolist()):
             c = self.columns[ci]
-            col: list[str | None]
-            if c.name in KEEP_BYTES and not c.decode:  # values = the bytes as they are: for key kernels
-                col = ScannedTexts(parts[j * k : (j + 1) * k], [(raw, at[j])])
-            else:
-                col = parts[j * k : (j + 1) * k]
+            col: list[str | None] = parts[j * k : (j + 1) * k]
             if dashes[j]:
                 for r in np.flatnonzero(dash[j]).tolist():
                     col[r] = None

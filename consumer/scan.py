@@ -246,9 +246,7 @@ def tab_masks(eq_words, masks):  # type: ignore[no-untyped-def]
 @kernel()
 def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
     """The fields ``cols`` of the first ``n`` good lines, column after column, tab-separated, in one
-    buffer; ``dash[j, k]``: the field is the missing marker ``-``; ``dashes[j]``: how many;
-    ``at[j, k]``: where value ``k`` of column ``j`` starts in the buffer (``at[j, n]``: after the
-    column's last value and its separator)."""
+    buffer; ``dash[j, k]``: the field is the missing marker ``-``; ``dashes[j]``: how many."""
     total = 0
     for j in range(cols.shape[0]):
         c = cols[j]
@@ -257,7 +255,6 @@ def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
     out = np.empty(max(total - 1, 0), dtype=np.uint8)
     dash = np.zeros((cols.shape[0], n), dtype=np.bool_)
     dashes = np.zeros(cols.shape[0], dtype=np.int64)
-    at = np.empty((cols.shape[0], n + 1), dtype=np.int64)
     w = 0
     for j in range(cols.shape[0]):
         c = cols[j]
@@ -270,10 +267,8 @@ def gather(buf, starts, ends, cols, n):  # type: ignore[no-untyped-def]
             if j > 0 or k > 0:
                 out[w] = 9
                 w += 1
-            at[j, k] = w
             dst = out[w : w + size]
             for q in range(size):
                 dst[q] = fld[q]
             w += size
-        at[j, n] = w + 1
-    return out, dash, dashes, at
+    return out, dash, dashes

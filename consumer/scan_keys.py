@@ -15,10 +15,10 @@ from consumer.scan_jit import kernel
 
 
 @kernel()
-def rows_containing(buf, offs, want):  # type: ignore[no-untyped-def]
-    """``out[i]``: the ASCII-lower-cased text ``buf[offs[i]:offs[i+1]]`` contains ``want`` (lower case,
+def rows_containing(buf, starts, ends, want):  # type: ignore[no-untyped-def]
+    """``out[i]``: the ASCII-lower-cased text ``buf[starts[i]:ends[i]]`` contains ``want`` (lower case,
     at least 2 bytes)."""
-    n = offs.shape[0] - 1
+    n = starts.shape[0]
     m = want.shape[0]
     # ``c | 32`` is the lower case of a letter, and equal for '-' and '\r': a superset of the rows
     # whose lower-cased text has the first two characters, found without a branch (vectorised).
@@ -26,7 +26,7 @@ def rows_containing(buf, offs, want):  # type: ignore[no-untyped-def]
     x1 = want[1] | 32
     out = np.zeros(n, dtype=np.bool_)
     for i in range(n):
-        row = buf[offs[i] : offs[i + 1]]
+        row = buf[starts[i] : ends[i]]
         size = row.shape[0]
         if size < m:
             continue

@@ -6,6 +6,13 @@ baseline detectors score the running values, and windows whose end passed the wa
 lateness are delivered to the detectors that subscribed to the "window closed" hook. Keys idle for
 ``idle_timeout_s`` of event time are forgotten; beyond ``max_keys`` per key type the least recently
 seen keys are evicted (counted).
+
+Where the parts live: this module is the facade (configuration, chunking, window closing, idle
+sweeps, snapshot/restore, stats); ``event_time`` decides which records count and moves the
+watermark; ``batch_update`` applies a batch to the key tables and window stores of a key type (the
+hot path, over the compiled ``kernels``); ``partial_apply`` is the partial mode's input side
+(partial rows filed, released rows turned into row batches); ``restore_compat`` keeps what still
+fits when a snapshot comes from another configuration.
 """
 
 from __future__ import annotations
@@ -18,34 +25,43 @@ import pickle
 import re
 import time
 from collections.abc import Callable, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
-from detectors import kernels, registry
+from detectors import kernels, partial_apply, registry
 from detectors.base import WindowDetector
 from detectors.batch import RecordBatch
+from detectors.batch_update import (
+    StoreKey,
+    assign_slots,
+    dispatch_closed,
+    release_slots,
+    slice_batch,
+    update_stores,
+)
 from detectors.config import StateConfig
+from detectors.event_time import admit
 from detectors.finding import Finding
-from detectors.kernels import first_seen, max_at, window_ids
-from detectors.keytable import KeyTable, key_hashes
+from detectors.keytable import KeyTable
 from detectors.metrics import CATALOG, BatchValues
+from detectors.partial_apply import PartialInput
 from detectors.partial_buffer import PartialBuffer
-from detectors.partial_wire import DataBundle, Decoded, Progress
 from detectors.partials import KeyPartials, PartialLayout, PartialValues
-from detectors.store import Channel, ClosedWindows, WindowStore
+from detectors.restore_compat import restore_compatible
+from detectors.store import Channel, WindowStore
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1
 _PATH_CACHE_LIMIT = 200_000
-StoreKey = tuple[str, Channel, int]
-_NONE_HASH = int(key_hashes([None])[0])
+_slice = slice_batch  # imported under this name by tests
 
 
 class _ChannelFilter:
-    """Per-batch mask of the requests a channel counts (path regex results cached per URI)."""
+    """Per-batch mask of the requests a channel counts (path regex results cached per URI).
+
+    Defined here because snapshots pickle it under this module and name."""
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -180,17 +196,7 @@ class Engine:
         return out
 
     def process(self, batch: RecordBatch) -> list[Finding]:
-        n = len(batch)
-        if n == 0:
-            return []
-        # A batch may not bring more new keys than half the key table can hold.
-        chunk = max(1, self.state.max_keys // 2)
-        if n <= chunk:
-            return self._process(batch)
-        out: list[Finding] = []
-        for a in range(0, n, chunk):
-            out.extend(self._process(_slice(batch, a, min(n, a + chunk))))
-        return out
+        return self._in_chunks(batch) if len(batch) else []
 
     # -- partial aggregates (re-keyed input, or raw input evaluated at bucket resolution) ------------
 
@@ -217,12 +223,7 @@ class Engine:
         """Which records each channel counts (for ``partials.build``)."""
         return {ch: f.mask(batch) for ch, f in self.filters.items()}
 
-    def process_partials(
-        self,
-        parts: Sequence[tuple[str, KeyPartials] | DataBundle | Decoded | Progress],
-        *,
-        drain: bool = False,
-    ) -> list[Finding]:
+    def process_partials(self, parts: Sequence[PartialInput], *, drain: bool = False) -> list[Finding]:
         """Merge partial inputs: ``(key type, rows)`` built in this process from raw lines, data
         bundles and progress records of re-keying processors (``detectors.partial_wire``). Complete
         buckets are applied in time order, each whole (``drain``: apply what is pending, complete or
@@ -230,84 +231,16 @@ class Engine:
         buf = self.partials
         if buf is None:
             raise ValueError("engine not in partial mode (enable_partials was not called)")
-        for item in parts:
-            if isinstance(item, Progress):
-                buf.progress(item)
-                continue
-            if isinstance(item, Decoded):
-                buf.add_decoded(item)
-                continue
-            if isinstance(item, DataBundle):
-                unknown = [kt for kt in item.parts if kt not in self.tables]
-                if unknown:
-                    raise ValueError(f"partials for key type {unknown[0]!r}, which no detector uses")
-                buf.add_bundle(item)
-                continue
-            kt, kp = item
-            if kt not in self.tables:
-                raise ValueError(f"partials for key type {kt!r}, which no detector uses")
-            buf.add(kt, kp)
+        partial_apply.accept(buf, parts, self.tables)
         findings: list[Finding] = []
         for _, rows in buf.drain() if drain else buf.due():
             findings.extend(self._apply_rows(rows))
         return findings
 
     def _apply_rows(self, rows: dict[str, KeyPartials]) -> list[Finding]:
-        """Released rows of every key type as one row batch ordered by (bucket, key type, key), so
-        the watermark advances monotonically across key types."""
         assert self.partials is not None
-        layout = self.partials.layout
-        kts = [kt for kt in rows if len(rows[kt])]
-        if not kts:
-            return []
-        kp_all = [rows[kt] for kt in kts]
-        label = np.concatenate([np.full(len(kp), i) for i, kp in enumerate(kp_all)])
-        bucket = np.concatenate([kp.bucket for kp in kp_all])
-        order = np.lexsort((label, bucket))  # stable: keys stay sorted within (bucket, key type)
-        n = order.size
-        t = np.concatenate([kp.last_ms for kp in kp_all])[order] / 1000.0
-        batch = RecordBatch(time=t)
-        starts = np.cumsum([0] + [len(kp) for kp in kp_all])
-        for other in self.tables:
-            col: list[str | None] = [None] * n
-            if other in kts:
-                i = kts.index(other)
-                flat: list[str | None] = [None] * n
-                flat[starts[i] : starts[i + 1]] = rows[other].keys
-                col = [flat[j] for j in order.tolist()]
-            batch.keys[other] = col
-        sums: dict[Channel, dict[str, np.ndarray]] = {}
-        regs: dict[Channel, dict[str, np.ndarray]] = {}
-        for i, kt in enumerate(kts):
-            kp = kp_all[i]
-            sl = slice(int(starts[i]), int(starts[i + 1]))
-            for c, cl in enumerate(layout.channels(kt)):
-                s_ch = sums.setdefault(cl.channel, {})
-                r_ch = regs.setdefault(cl.channel, {})
-                for m, a in kp.sums[c].items():
-                    s_ch.setdefault(m, np.zeros(n))[sl] = a
-                for m, a in kp.regs[c].items():
-                    r_ch.setdefault(m, np.zeros((n, a.shape[1]), dtype=np.uint8))[sl] = a
-        values = {
-            ch: PartialValues(
-                {m: a[order] for m, a in sums[ch].items()}, {m: a[order] for m, a in regs[ch].items()}
-            )
-            for ch in sums
-        }
-        chunk = max(1, self.state.max_keys // 2)
-        if n <= chunk:
-            return self._process(batch, values)
-        out: list[Finding] = []
-        for a in range(0, n, chunk):
-            b = min(n, a + chunk)
-            part_values = {
-                ch: PartialValues(
-                    {m: x[a:b] for m, x in v._sums.items()}, {m: x[a:b] for m, x in v._regs.items()}
-                )
-                for ch, v in values.items()
-            }
-            out.extend(self._process(_slice(batch, a, b), part_values))
-        return out
+        built = partial_apply.row_batch(rows, self.partials.layout, self.tables)
+        return [] if built is None else self._in_chunks(*built)
 
     def snapshot(self) -> bytes:
         """All state (key tables, windows, detectors, watermark, counters), pickled: restore() in an
@@ -357,51 +290,7 @@ class Engine:
             self.stores = state["stores"]
             self.filters = state["filters"]
             return
-        self._restore_compatible(state)
-
-    def _restore_compatible(self, state: dict[str, Any]) -> None:
-        kept: list[str] = []
-        reset: list[str] = []
-        for kt in self.tables:
-            old = state["tables"].get(kt)
-            if old is not None and old.next_slot <= self.state.max_keys:
-                old.max_keys = self.state.max_keys
-                self.tables[kt] = old
-                kept.append(f"keys of {kt!r}")
-            elif old is not None:
-                reset.append(f"keys of {kt!r} (more slots used than the new max_keys)")
-        for sk, store in self.stores.items():
-            old = state["stores"].get(sk)
-            kt_kept = state["tables"].get(sk[0]) is self.tables[sk[0]]
-            if (
-                kt_kept
-                and old is not None
-                and (old.sums, old.distincts, old.subscribed)
-                == (store.sums, store.distincts, store.subscribed)
-            ):
-                self.stores[sk] = old
-            else:
-                if kt_kept:
-                    what = f"{sk[2]} s window of {sk[0]!r} {sk[1].describe() or ''}".rstrip()
-                    reset.append(f"{what} ({'new' if old is None else 'changed'})")
-                store.grow(self.tables[sk[0]].capacity)
-        old_dets = {d.spec.name: d for d in state["detectors"]}
-        for i, det in enumerate(self.detectors):
-            old = old_dets.get(det.spec.name)
-            table = self.tables[det.spec.key]
-            if state["tables"].get(det.spec.key) is table:
-                if old is not None and old.spec == det.spec:
-                    self.detectors[i] = old
-                    continue
-                if old is not None and type(old) is type(det) and det.adopt(old):
-                    continue
-                reset.append(f"detector {det.spec.name!r} ({'new' if old is None else 'changed'})")
-            det.grow(table.capacity)
-        log.warning(
-            "engine snapshot from another configuration: kept %s; started empty: %s",
-            ", ".join(kept) or "nothing",
-            ", ".join(reset) or "nothing",
-        )
+        restore_compatible(self, state)
 
     def stats(self) -> dict[str, int | float]:
         out: dict[str, int | float] = dict(self.counters)
@@ -433,37 +322,28 @@ class Engine:
 
     # -- internals --------------------------------------------------------------------------------
 
+    def _in_chunks(
+        self, batch: RecordBatch, values: dict[Channel, PartialValues] | None = None
+    ) -> list[Finding]:
+        # A batch may not bring more new keys than half the key table can hold.
+        n = len(batch)
+        chunk = max(1, self.state.max_keys // 2)
+        if n <= chunk:
+            return self._process(batch, values)
+        out: list[Finding] = []
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            part = None if values is None else partial_apply.slice_values(values, a, b)
+            out.extend(self._process(slice_batch(batch, a, b), part))
+        return out
+
     def _process(
         self, batch: RecordBatch, values: dict[Channel, PartialValues] | None = None
     ) -> list[Finding]:
         n = len(batch)
         t = np.asarray(batch.time, dtype=np.float64)
-        L = self.state.allowed_lateness_s
-        finite = np.isfinite(t)
-        c = self.counters
-        # A few records far ahead of everything else (corrupt timestamps) must not drag the
-        # watermark along, or every later record would be "too late". In the sorted times (after the
-        # watermark), the first gap longer than max_future_s splits the batch: if at most 1% of it
-        # (at least one record) lies beyond, those records are dropped and counted; if more do, the
-        # stream really jumped (a quiet period, a replay of another day) and all are kept.
-        if finite.any():
-            future = self._future_outliers(t, finite)
-            if future is not None:
-                c["future_dropped"] += int(future.sum())
-                finite &= ~future
-        tf = np.where(finite, t, -np.inf)
-        acc = np.maximum.accumulate(tf)
-        before = np.empty(n)
-        before[0] = self.watermark
-        np.maximum(acc[:-1], self.watermark, out=before[1:])
-        late = finite & (t < before)
-        too_late = late & (t < before - L)
-        ok = finite & ~too_late
-        c["records"] += n
-        c["late_accepted"] += int((late & ~too_late).sum())
-        c["late_dropped"] += int(too_late.sum())
-        c["bad_time"] += int((~np.isfinite(t)).sum())
-        self.watermark = max(self.watermark, float(acc[-1]))
+        st = self.state
+        ok, self.watermark = admit(t, self.watermark, st.allowed_lateness_s, st.max_future_s, self.counters)
 
         bv = BatchValues(batch)
         masks: dict[Channel, np.ndarray | None] = {}
@@ -476,155 +356,14 @@ class Engine:
                 raise ValueError(f"batch has no keys for key type {kt!r} (KeyExtractor fills batch.keys)")
             if isinstance(keys, list) and len(keys) == n and keys.count(None) == n:
                 continue  # no record has this key type's key (e.g. no API key header): nothing to do
-            slot_rec = self._slots(kt, table, keys, t, ok, findings)
-            # One stable sort by slot for all stores of the key type: a store takes its channel's
-            # records from it (still sorted by slot, then arrival) and only sorts again by window
-            # when a slot's records are not in window order.
-            # Slot, time and window id of those records are gathered once per key type (window ids
-            # once per window length) and subset per channel.
-            by_slot = _stable_order(slot_rec)
-            s_k, t_k = slot_rec[by_slot], t[by_slot]
-            w_k: dict[int, np.ndarray] = {}
-            picks: dict[Channel, np.ndarray | None] = {}
-            for sk, store in self.stores.items():
-                if sk[0] != kt or (values is not None and sk[1] not in values):
-                    continue
-                ch, W = sk[1], sk[2]
-                if ch not in masks:
-                    masks[ch] = self.filters[ch].mask(batch, bv)
-                if ch not in picks:
-                    ch_mask = masks[ch]
-                    picks[ch] = None if ch_mask is None else np.flatnonzero(ch_mask[by_slot])
-                pick = picks[ch]
-                w = w_k.get(W)
-                if w is None:
-                    w, exact = window_ids(t_k, W)
-                    if not exact:
-                        w = np.floor_divide(t_k, W).astype(np.int64)
-                    w_k[W] = w
-                if pick is None:
-                    sel, pre = by_slot, (s_k, t_k, w)
-                else:
-                    sel, pre = by_slot[pick], (s_k[pick], t_k[pick], w[pick])
-                vals = bv if values is None else values[ch]
-                view, closed = store.update(slot_rec, t, vals, sel, table.keys, by_slot=True, pre=pre)  # type: ignore[arg-type]
-                for cw in closed:
-                    findings.extend(self._dispatch(sk, cw, table))
-                if view is not None:
-                    for i in self.evaluators.get(sk, ()):
-                        findings.extend(self.detectors[i].evaluate(view))
+            slot_rec = assign_slots(self, kt, table, keys, t, ok, findings)
+            update_stores(self, kt, table, slot_rec, t, batch, bv, masks, values, findings)
         self._close_windows(findings)
         if self.watermark - self.last_sweep >= self.sweep_every_s:
             self._sweep_idle(findings)
-        c["findings"] += len(findings)
+        self.counters["findings"] += len(findings)
         findings.sort(key=lambda f: f.event_time)
         return findings
-
-    def _future_outliers(self, t: np.ndarray, finite: np.ndarray) -> np.ndarray | None:
-        tf = t[finite]
-        low = float(tf.min()) if not math.isfinite(self.watermark) else min(self.watermark, float(tf.min()))
-        if float(tf.max()) - low <= self.state.max_future_s:
-            return None  # the usual case: no gap can be that long
-        st = np.sort(tf)
-        chain = st if not math.isfinite(self.watermark) else np.concatenate(([self.watermark], st))
-        gaps = np.flatnonzero(np.diff(chain) > self.state.max_future_s)
-        if gaps.size == 0:
-            return None
-        cut = float(chain[gaps[0] + 1])
-        beyond = finite & (t >= cut)
-        if int(beyond.sum()) > max(1, t.size // 100):
-            return None
-        return beyond
-
-    def _dispatch(self, sk: StoreKey, cw: ClosedWindows, table: KeyTable) -> list[Finding]:
-        out: list[Finding] = []
-        for i in self.subscribers.get(sk, ()):
-            out.extend(self.detectors[i].on_close(cw, table.keys))
-        return out
-
-    def _slots(
-        self,
-        kt: str,
-        table: KeyTable,
-        keys: list[str | None],
-        t: np.ndarray,
-        ok: np.ndarray,
-        findings: list[Finding],
-    ) -> np.ndarray:
-        """Slot of each record's key (allocating new keys), -1 where no key or dropped.
-
-        Every record's hash is probed in the key index by one compiled loop; only the records whose
-        key is not in the table yet go through a ``unique`` (new keys get slots in order of arrival).
-        """
-        n = len(keys)
-        if n != t.shape[0]:
-            raise ValueError(f"batch.keys[{kt!r}] has {n} entries for {t.shape[0]} records")
-        h = key_hashes(keys)
-        # None keys hash to _NONE_HASH; only records with that hash need the identity test.
-        none = np.zeros(n, dtype=bool)
-        cand = np.flatnonzero(h == _NONE_HASH)
-        if cand.size == 1:
-            none[cand] = keys[int(cand[0])] is None
-        elif cand.size:
-            picked = itemgetter(*cand.tolist())(keys)
-            none[cand] = True if picked.count(None) == cand.size else [k is None for k in picked]
-        wanted = ok & ~none
-        slot_rec = table.find(h)
-        miss = np.flatnonzero((slot_rec < 0) & ~none)  # records without a key never make one
-        if miss.size:
-            # distinct unknown hashes in order of arrival (new keys get slots in that order)
-            hm = h[miss]
-            first, inv, has_ok = first_seen(hm, wanted[miss])
-            uh = hm[first]
-            new_idx = np.flatnonzero(has_ok)
-        if miss.size and new_idx.size:
-            shortfall = new_idx.size - table.room()
-            if shortfall > 0:
-                if table.evicted_lru == 0:
-                    log.warning(
-                        "key type %r reached state.max_keys (%d): evicting least recently seen keys",
-                        kt,
-                        table.max_keys,
-                    )
-                victims = table.pick_lru(shortfall, slot_rec[slot_rec >= 0])
-                self._release(kt, table, victims, findings)
-                table.evicted_lru += int(victims.size)
-            first_rec = miss[first[new_idx]]
-            fr = first_rec.tolist()
-            picked = itemgetter(*fr)(keys) if len(fr) > 1 else [keys[fr[0]]]
-            slots = table.allocate(picked, uh[new_idx])  # type: ignore[arg-type]
-            self._grow(kt, table.capacity)
-            for sk, store in self.stores.items():
-                if sk[0] == kt:
-                    store.reset(slots)
-            for i in self.by_key_type[kt]:
-                self.detectors[i].reset(slots)
-            us = np.full(uh.size, -1, dtype=np.int64)
-            us[new_idx] = slots
-            slot_rec[miss] = us[inv]
-        slot_rec[~wanted] = -1
-        max_at(table.last_seen, slot_rec, t)
-        return slot_rec
-
-    def _grow(self, kt: str, capacity: int) -> None:
-        for sk, store in self.stores.items():
-            if sk[0] == kt:
-                store.grow(capacity)
-        for i in self.by_key_type[kt]:
-            self.detectors[i].grow(capacity)
-
-    def _release(self, kt: str, table: KeyTable, slots: np.ndarray, findings: list[Finding]) -> None:
-        """Forget keys: their open windows go to the closed-window subscribers first."""
-        if slots.size == 0:
-            return
-        for sk, store in self.stores.items():
-            if sk[0] == kt:
-                for cw in store.close_released(slots, self.watermark):
-                    findings.extend(self._dispatch(sk, cw, table))
-                store.reset(slots)
-        for i in self.by_key_type[kt]:
-            self.detectors[i].reset(slots)
-        table.release(slots)
 
     def _close_windows(self, findings: list[Finding]) -> None:
         if not math.isfinite(self.watermark):
@@ -636,7 +375,7 @@ class Engine:
             closed_upto = math.floor(horizon / store.window_s) - 1
             table = self.tables[sk[0]]
             for cw in store.close_until(closed_upto, table.next_slot):
-                findings.extend(self._dispatch(sk, cw, table))
+                findings.extend(dispatch_closed(self, sk, cw, table))
 
     def _sweep_idle(self, findings: list[Finding]) -> None:
         self.last_sweep = self.watermark
@@ -644,30 +383,5 @@ class Engine:
         for kt, table in self.tables.items():
             idle = table.idle(cutoff)
             if idle.size:
-                self._release(kt, table, idle, findings)
+                release_slots(self, kt, table, idle, findings)
                 table.evicted_idle += int(idle.size)
-
-
-def _stable_order(slot_rec: np.ndarray) -> np.ndarray:
-    """Indices of the records with a slot (>= 0), stably sorted by slot. Slot and record index packed
-    in one int64 are all distinct, so numpy's (SIMD) unstable sort gives the stable order ~10x faster
-    than a stable argsort."""
-    keyed = np.flatnonzero(slot_rec >= 0)
-    if keyed.size == 0:
-        return keyed
-    k = int(slot_rec.size).bit_length()
-    s = slot_rec[keyed]
-    if int(s.max()) >= 1 << (62 - k):
-        return keyed[np.argsort(s, kind="stable")]
-    packed = (s << k) | keyed
-    packed.sort()
-    return packed & ((1 << k) - 1)
-
-
-def _slice(batch: RecordBatch, a: int, b: int) -> RecordBatch:
-    return RecordBatch(
-        time=batch.time[a:b],
-        numbers={k: v[a:b] for k, v in batch.numbers.items()},
-        texts={k: v[a:b] for k, v in batch.texts.items()},
-        keys={k: v[a:b] for k, v in batch.keys.items()},
-    )

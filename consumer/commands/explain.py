@@ -54,6 +54,15 @@ def _explain(args: argparse.Namespace) -> int:
         pipeline = Pipeline.from_config(cfg, dry_run=True, quarantine=Quarantine(None, 0))
     except ValueError as exc:
         raise CommandError(f"invalid configuration: {exc}", EXIT_USAGE) from None
+    if cfg.topology.partial_mode:
+        # The timeline observes Engine.process; the bucket engine applies 1 s partials after a hold.
+        print(
+            f"cfguard explain: this config decides per {cfg.topology.bucket_s} s bucket after a "
+            f"{cfg.topology.hold_s:g} s hold; explain follows the key record by record, so its decision "
+            "times can be earlier by up to a bucket; `cfguard replay --decisions-out` gives the "
+            "deployment's own decisions",
+            file=sys.stderr,
+        )
     timeline = KeyTimeline(args.key, key_types)
     timeline.attach(pipeline)
     try:
@@ -70,6 +79,7 @@ def _explain(args: argparse.Namespace) -> int:
             EXIT_ERROR,
         )
     doc = timeline.to_dict()
+    doc["resolution"] = "record"
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:

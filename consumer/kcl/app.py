@@ -113,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", metavar="FILE")
     args = p.parse_args(argv)
 
-    from amazon_kclpy import kcl
-
     from consumer.config import load_config
     from consumer.config_source import is_remote, load_from
+    from consumer.kcl.fast_io import kcl_process
 
     cfg = load_from(args.config) if args.config and is_remote(args.config) else load_config(args.config)
     processor = build_processor(cfg, args.config)
-    kcl.KCLProcess(processor, input_file=sys.stdin, output_file=protocol_out, error_file=sys.stderr).run()
+    # stdin as bytes: the ~MB processRecords lines are decoded by msgspec, not UTF-8-decoded first.
+    kcl_process(processor, sys.stdin.buffer, protocol_out, sys.stderr).run()
     return 0
 
 

@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aws_kinesis_agg import MAGIC
+
 from consumer.deaggregate import user_records
+from consumer.kcl.fast_io import KinesisRecord
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +48,40 @@ def _get(rec: Any, name: str) -> Any:
 
 
 def decode(records: Iterable[Any], after: Position | None) -> Decoded:
-    """Base64-decode, de-aggregate, and drop user records at or before ``after``."""
+    """Base64-decode, de-aggregate, and drop user records at or before ``after``.
+
+    ``records``: :class:`~consumer.kcl.fast_io.KinesisRecord` structs (data already decoded) or the
+    protocol's dicts / ``amazon_kclpy`` records (data in base64, checked here record by record)."""
     out = Decoded([], [], 0, 0)
+    lines, positions = out.lines, out.positions
     for rec in records:
-        seq = int(_get(rec, "sequenceNumber"))
-        delivered_sub = _get(rec, "subSequenceNumber")
-        try:
-            data = base64.b64decode(_get(rec, "data"), validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            out.undecodable += 1
-            log.error("record %s: data is not valid base64; skipped", seq)
+        if type(rec) is KinesisRecord:
+            data = rec.data
+            seq = int(rec.sequenceNumber)
+            delivered_sub = rec.subSequenceNumber or 0
+        else:
+            seq = int(_get(rec, "sequenceNumber"))
+            delivered_sub = int(_get(rec, "subSequenceNumber") or 0)
+            try:
+                data = base64.b64decode(_get(rec, "data"), validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                out.undecodable += 1
+                log.error("record %s: data is not valid base64; skipped", seq)
+                continue
+        if not data.startswith(MAGIC):  # one CloudFront line per record: no de-aggregation
+            pos = (seq, delivered_sub)
+            if after is not None and pos <= after:
+                out.skipped += 1
+            else:
+                lines.append(data)
+                positions.append(pos)
             continue
         for sub, payload in user_records(data):
             # The daemon may have de-aggregated already (it then sends the sub-sequence itself).
-            pos = (seq, int(sub if sub is not None else (delivered_sub or 0)))
+            pos = (seq, int(sub if sub is not None else delivered_sub))
             if after is not None and pos <= after:
                 out.skipped += 1
                 continue
-            out.lines.append(payload)
-            out.positions.append(pos)
+            lines.append(payload)
+            positions.append(pos)
     return out

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from actions.decision import Decision
 from consumer.config import Config
-from consumer.pipeline import Pipeline
 from consumer.quarantine import Quarantine
+from consumer.rekey.factory import replay_pipeline
 from consumer.replay_loop import run_inputs
 from detectors.batch import RecordBatch
 
@@ -39,8 +39,10 @@ class Outcome:
 
 
 def replay_outcome(cfg: Config, paths: list[str]) -> Outcome:
-    """Replays ``paths`` with actions in dry-run (nothing is invoked, no spool, no quarantine file)."""
-    pipeline = Pipeline.from_config(cfg, dry_run=True, quarantine=Quarantine(None, 0))
+    """Replays ``paths`` with actions in dry-run (nothing is invoked, no spool, no quarantine file),
+    through the pipeline ``cfg``'s deployment decides with (``replay_pipeline``: bucket resolution
+    for ``evaluate: bucket`` and the two-stage topology), as ``cfguard replay`` does."""
+    pipeline = replay_pipeline(cfg, dry_run=True, quarantine=Quarantine(None, 0))
     out = Outcome()
     extract = pipeline.keys.extract
 

@@ -120,3 +120,17 @@ def test_explain_sees_exactly_the_replay_decisions(
         (d["detector"], d["event_time"], d["action"], d["reason"], d["score"]) for d in tl["decisions"]
     ]
     assert mine and explained == mine
+
+
+def test_bucket_resolution_configs_are_told_the_timeline_is_per_record(
+    case: dict, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    key = _flood(case, fastest=True)
+    cfg = tmp_path / "bucket.yaml"
+    cfg.write_text(case["cfg"].read_text() + "\ntopology:\n  evaluate: bucket\n  hold_s: 2\n")
+    assert main(["explain", key, str(case["rec"]), "-c", str(cfg), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "decides per 1 s bucket after a 2 s hold" in captured.err
+    assert json.loads(captured.out)["resolution"] == "record"
+    assert main(["explain", key, str(case["rec"]), "-c", str(case["cfg"]), "--json"]) == 0
+    assert "bucket" not in capsys.readouterr().err

@@ -131,7 +131,7 @@ def test_parsed_header_columns_carry_their_bytes_across_chunks() -> None:
     ]
     batch = RealtimeParser(ALL_45, ("cs-headers",)).parse([line(cs_headers=h) for h in heads]).batch
     column = batch.texts["cs-headers"]
-    assert isinstance(column, ScannedTexts) and len(column.segments) == 3 and column.describes_values()
+    assert isinstance(column, ScannedTexts) and len(column.segments) == 3 and len(column) == 2 * CHUNK + 9
     KeyExtractor([KeySpec(name="api_key", source="header", param="x-api-key")]).extract(batch)
     assert batch.keys["api_key"] == [f"k{i % 50}" if i % 3 else None for i in range(2 * CHUNK + 9)]
 
@@ -149,3 +149,14 @@ def test_memo_keys_match_per_value_extraction(values: list[str | None]) -> None:
         b.texts["c-ip"] = list(values)
         ex.extract(b)
         assert b.keys["ip"] == _per_value(ex, "ip", values)
+
+
+def test_a_value_the_ip_fast_path_rejects_does_not_cost_the_rest_of_the_batch_its_keys() -> None:
+    # inet_pton raises ValueError (not OSError) on an embedded NUL; the memo loop once ended at the
+    # first such value and left every later record of the batch without a key.
+    ex = KeyExtractor([KeySpec(name="ip", source="c-ip")])
+    b = RecordBatch(time=np.zeros(4))
+    b.texts["c-ip"] = ["1.2.3.4", ":\x00", "5.6.7.8", "2001:db8::1"]
+    ex.extract(b)
+    assert b.keys["ip"] == ["1.2.3.4", None, "5.6.7.8", "2001:db8::1"]
+    assert normalise_ip(":\x00") is None

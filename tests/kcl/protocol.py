@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from amazon_kclpy import kcl
+from consumer.kcl.fast_io import kcl_process
 
 
 def record(seq: int | str, data: bytes, sub: int = 0, pk: str = "pk") -> dict[str, Any]:
@@ -51,9 +51,10 @@ def checkpoint_reply(seq: str | None = None, error: str | None = None) -> dict:
 
 
 def drive(processor: Any, messages: list[dict]) -> list[dict]:
-    """Feed the messages (and scripted checkpoint replies) to a KCLProcess; return what it wrote."""
-    stdin = io.StringIO("".join(json.dumps(m) + "\n" for m in messages))
+    """Feed the messages (and scripted checkpoint replies) to the processor's KCLProcess, as bytes on
+    its stdin as in ``consumer.kcl.app``; return what it wrote."""
+    stdin = io.BytesIO("".join(json.dumps(m) + "\n" for m in messages).encode())
     stdout, stderr = io.StringIO(), io.StringIO()
-    kcl.KCLProcess(processor, input_file=stdin, output_file=stdout, error_file=stderr).run()
+    kcl_process(processor, stdin, stdout, stderr).run()
     assert "Caught exception" not in stderr.getvalue(), stderr.getvalue()
     return [json.loads(x) for x in stdout.getvalue().splitlines() if x.strip()]

@@ -17,7 +17,7 @@ import pytest
 from consumer.kcl.status import read_status
 from consumer.local_stack import StackInfo
 from consumer.local_stack_faults import Faults
-from tests.kcl.faults_support import SHARD0, T0, block_invocations, blocklist, new_stream, traffic
+from tests.kcl.faults_common import SHARD0, T0, block_invocations, blocklist, create_stream, traffic
 from tests.kcl.harness import daemon, leases, put_lines, real_pipeline_sections, tail, wait_for, write_config
 from tests.kcl.protocol import line45
 
@@ -49,7 +49,7 @@ def test_throttled_checkpoint_retried_lease_lost_and_resumed_without_double_bloc
     ``checkpoint.RETRYABLE`` the policy gives up at once (no ``retry 1`` line).
     """
     app = "it-faults-ckpt"  # no "checkpoint" in the table name: body_contains must only match writes
-    stream = new_stream(local_stack, app)
+    stream = create_stream(local_stack, app)
     faults = Faults(local_stack.endpoint)
     status = tmp_path / "status"
     sections = real_pipeline_sections(local_stack, tmp_path, 50)

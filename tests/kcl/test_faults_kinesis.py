@@ -9,7 +9,7 @@ import pytest
 from consumer.kcl.status import read_status
 from consumer.local_stack import StackInfo
 from consumer.local_stack_faults import Faults
-from tests.kcl.faults_support import SHARD0, T0, block_invocations, blocklist, new_stream, traffic
+from tests.kcl.faults_common import SHARD0, T0, block_invocations, blocklist, create_stream, traffic
 from tests.kcl.harness import daemon, leases, put_lines, real_pipeline_sections, tail, wait_for, write_config
 from tests.kcl.protocol import line45
 
@@ -33,7 +33,7 @@ def test_getrecords_throttled_and_iterators_expired(local_stack: StackInfo, tmp_
     cfguard code to disable; the exact record count pins it (a redelivery or a skip fails the test).
     """
     app = "it-faults-kinesis"
-    stream = new_stream(local_stack, app)
+    stream = create_stream(local_stack, app)
     faults = Faults(local_stack.endpoint)
     status = tmp_path / "status"
     sections = real_pipeline_sections(local_stack, tmp_path, 50)

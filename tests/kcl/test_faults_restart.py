@@ -16,7 +16,7 @@ import pytest
 from consumer.kcl.status import read_status
 from consumer.local_stack import StackInfo
 from consumer.local_stack_faults import Faults
-from tests.kcl.faults_support import SHARD0, T0, block_invocations, blocklist, new_stream, traffic
+from tests.kcl.faults_common import SHARD0, T0, block_invocations, blocklist, create_stream, traffic
 from tests.kcl.harness import daemon, leases, put_lines, real_pipeline_sections, tail, wait_for, write_config
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_endpoint_down_and_back_recovers_delivery_and_checkpoints(
     failing without it: with ``Delivery._spool`` dropping the payload, B is never applied.
     """
     app = "it-faults-restart"
-    stream = new_stream(local_stack, app)
+    stream = create_stream(local_stack, app)
     faults = Faults(local_stack.endpoint)
     status = tmp_path / "status"
     sections = real_pipeline_sections(local_stack, tmp_path, 50)

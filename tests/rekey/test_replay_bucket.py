@@ -131,3 +131,30 @@ def test_replay_pipeline_per_role(tmp_path: Path) -> None:
         assert isinstance(p, DetectPipeline) and p.cfg.topology.role == "detect"
     bucket = load_config(_config(tmp_path, "bucket"), environ={})
     assert isinstance(replay_pipeline(bucket, dry_run=True), DetectPipeline)
+
+
+def test_tune_replays_at_the_configured_resolution(tmp_path: Path, lines: list[bytes]) -> None:
+    """``cfguard tune`` scores what the deployment would decide: with ``evaluate: bucket`` each key's
+    first decision is the bucket replay's, not the record-resolution one."""
+    from consumer.tuning.run import replay_outcome
+
+    src = tmp_path / "raw.tsv"
+    src.write_bytes(b"".join(lines))
+    firsts = {}
+    for evaluate in ("bucket", "record"):
+        cfg_path = _config(tmp_path, evaluate)
+        decided, _ = _replay(tmp_path, cfg_path, src, evaluate)
+        first: dict[str, dict[tuple[str, str], float]] = {}
+        for d in decided:  # sorted by event time
+            first.setdefault(d[3], {}).setdefault((d[1], d[2]), d[0])
+        outcome = replay_outcome(load_config(cfg_path, environ={}), [str(src)])
+        got = {det: {k: _iso(t) for k, t in per.items()} for det, per in outcome.first_acted.items()}
+        assert got == first
+        firsts[evaluate] = got
+    assert firsts["bucket"] != firsts["record"]
+
+
+def _iso(t: float) -> str:
+    from actions.decision import iso8601
+
+    return iso8601(t)
