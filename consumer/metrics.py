@@ -4,11 +4,16 @@ The figures are the ones the processor already keeps (its counters and ``Pipelin
 hot loop pays nothing: at most every ``interval_s`` they are flattened (``engine.tracked_keys.ip``),
 counters turned into per-interval deltas, and written as
 
-- one EMF JSON line (namespace configurable, dimension ``Shard``) to stderr or a file: on ECS the
-  awslogs driver ships stderr to CloudWatch Logs, which turns EMF lines into metrics with no API call
-  (the processor's stdout is the KCL protocol and is never used);
-- a Prometheus text-format file per shard (written atomically), for a node-exporter textfile
-  collector or a local look.
+- one EMF JSON line (namespace configurable, dimensions ``Role`` and ``Shard``) to stderr or a file:
+  on ECS the awslogs driver ships stderr to CloudWatch Logs, which turns EMF lines into metrics with
+  no API call (the processor's stdout is the KCL protocol and is never used);
+- a Prometheus text-format file per role and shard (written atomically), for a node-exporter
+  textfile collector or a local look.
+
+``Role`` is the process's ``topology.role`` (``single``, ``rekey`` or ``detect``). Both stages of a
+two-stage deployment emit the same metric names (``pipeline.records`` counts raw lines in the rekey
+stage but partial records in the detect stage), so anything that sums or alarms on them must select
+one role; the shard ids of the raw and the partials streams also coincide (``shardId-000000000000``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Figures that are levels, not running totals (everything else numeric is a counter).
 GAUGE_PATTERNS = re.compile(
     r"(^|\.)(millis_behind_latest|uptime_s|state_bytes|watermark|tracked_keys(\.\w+)?|guard\.tracked_keys"
-    r"|breaker_open|spool[_.]depth|pending|queue[_.]depth)$"
+    r"|breaker_open|spool[_.]depth|pending|queue[_.]depth|restore_pending|restore_wait_s)$"
 )
 _PROM_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -40,7 +45,9 @@ class MetricsConfig(BaseModel):
     namespace: str = Field("cfguard", min_length=1, max_length=255)
     interval_s: float = Field(60.0, gt=0)
     emf_path: Path | None = Field(None, description="EMF lines go here; default: stderr")
-    prometheus_dir: Path | None = Field(None, description="one <shard>.prom text file per shard here")
+    prometheus_dir: Path | None = Field(
+        None, description="one <role>-<shard>.prom text file per shard here (role: topology.role)"
+    )
 
 
 def flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -61,31 +68,40 @@ def is_gauge(name: str) -> bool:
     return GAUGE_PATTERNS.search(name) is not None
 
 
-def emf_line(namespace: str, shard: str, values: Mapping[str, float], timestamp_ms: int) -> str:
+def emf_line(
+    namespace: str, shard: str, values: Mapping[str, float], timestamp_ms: int, role: str = "single"
+) -> str:
     metrics = [
         {"Name": n, "Unit": "Milliseconds" if n.endswith("millis_behind_latest") else "None"} for n in values
     ]
     doc: dict[str, Any] = {
         "_aws": {
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["Shard"]], "Metrics": metrics}],
+            "CloudWatchMetrics": [
+                {"Namespace": namespace, "Dimensions": [["Role", "Shard"]], "Metrics": metrics}
+            ],
         },
+        "Role": role,
         "Shard": shard,
         **values,
     }
     return json.dumps(doc, separators=(",", ":"))
 
 
-def prometheus_text(shard: str, totals: Mapping[str, float]) -> str:
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(shard: str, totals: Mapping[str, float], role: str = "single") -> str:
     lines = []
-    label = shard.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    labels = f'role="{_label(role)}",shard="{_label(shard)}"'
     for name, value in sorted(totals.items()):
         metric = "cfguard_" + _PROM_NAME.sub("_", name)
         kind = "gauge" if is_gauge(name) else "counter"
         if kind == "counter":
             metric += "_total"
         lines.append(f"# TYPE {metric} {kind}")
-        lines.append(f'{metric}{{shard="{label}"}} {value:g}')
+        lines.append(f"{metric}{{{labels}}} {value:g}")
     return "\n".join(lines) + "\n"
 
 
@@ -97,11 +113,13 @@ class MetricsEmitter:
         cfg: MetricsConfig,
         shard: str,
         *,
+        role: str = "single",
         clock: Callable[[], float] = time.time,
         stream: TextIO | None = None,
     ) -> None:
         self.cfg = cfg
         self.shard = shard
+        self.role = role
         self.clock = clock
         self.stream = stream
         self._last_emit = -math.inf
@@ -122,9 +140,9 @@ class MetricsEmitter:
                 prev = self._last_totals.get(name, 0.0)
                 values[name] = v - prev if v >= prev else v
         self._last_totals = totals
-        self._write_emf(emf_line(self.cfg.namespace, self.shard, values, int(now * 1000)))
+        self._write_emf(emf_line(self.cfg.namespace, self.shard, values, int(now * 1000), self.role))
         if self.cfg.prometheus_dir is not None:
-            self._write_prometheus(prometheus_text(self.shard, totals))
+            self._write_prometheus(prometheus_text(self.shard, totals, self.role))
         return True
 
     def _write_emf(self, line: str) -> None:
@@ -140,6 +158,7 @@ class MetricsEmitter:
         d = self.cfg.prometheus_dir
         assert d is not None
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{self.shard}.prom.tmp"
+        name = f"{self.role}-{self.shard}.prom"  # both stages on one host: shard ids coincide
+        tmp = d / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, d / f"{self.shard}.prom")
+        os.replace(tmp, d / name)

@@ -83,6 +83,27 @@ def live_config(source: str | None, cfg: Any) -> Callable[[Any], Any] | None:
     return reconfigure
 
 
+def build_processor(cfg: Any, source: str | None) -> Any:
+    """The shard processor for ``cfg`` (``source``: the config's location, re-read live), with the
+    stream, application and metrics role of the process's ``topology.role``."""
+    from consumer import snapshots
+    from consumer.kcl.processor import ShardProcessor
+    from consumer.rekey.factory import effective_kcl, factory_for
+
+    factory = factory_for(cfg, resolve)
+    kcl_cfg = effective_kcl(cfg)  # the stream and application of this process's role
+    store = snapshots.open_store(kcl_cfg.snapshots, kcl_cfg.region)
+    return ShardProcessor(
+        kcl_cfg,
+        lambda: factory(cfg),
+        store,
+        parents_of=parents_lookup(kcl_cfg),
+        reconfigure=live_config(source, cfg),
+        metrics=cfg.metrics,
+        role=cfg.topology.role,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     protocol_out = protect_stdout()
     from consumer import logs
@@ -92,25 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", metavar="FILE")
     args = p.parse_args(argv)
 
-    from consumer import snapshots
     from consumer.config import load_config
     from consumer.config_source import is_remote, load_from
     from consumer.kcl.fast_io import kcl_process
-    from consumer.kcl.processor import ShardProcessor
-    from consumer.rekey.factory import effective_kcl, factory_for
 
     cfg = load_from(args.config) if args.config and is_remote(args.config) else load_config(args.config)
-    factory = factory_for(cfg, resolve)
-    kcl_cfg = effective_kcl(cfg)  # the stream and application of this process's role
-    store = snapshots.open_store(kcl_cfg.snapshots, kcl_cfg.region)
-    processor = ShardProcessor(
-        kcl_cfg,
-        lambda: factory(cfg),
-        store,
-        parents_of=parents_lookup(kcl_cfg),
-        reconfigure=live_config(args.config, cfg),
-        metrics=cfg.metrics,
-    )
+    processor = build_processor(cfg, args.config)
     # stdin as bytes: the ~MB processRecords lines are decoded by msgspec, not UTF-8-decoded first.
     kcl_process(processor, sys.stdin.buffer, protocol_out, sys.stderr).run()
     return 0

@@ -33,6 +33,19 @@ class SnapshotConfig(_Section):
     prefix: str = Field("cfguard/snapshots/", description="key prefix for store=s3")
     s3_endpoint: str | None = Field(None, description="S3 endpoint override (local stack)")
     keep: int = Field(3, ge=1, le=100, description="snapshots kept per shard; older ones are pruned")
+    restore_retry_max_s: float = Field(
+        30.0,
+        ge=0.5,
+        le=3600,
+        description="a store unreadable at restore is retried (the shard waits; starting empty would lose "
+        "its state) with a wait doubling from 0.5 s up to this",
+    )
+    restore_log_every_s: float = Field(
+        300.0,
+        gt=0,
+        description="while the store stays unreadable at restore, one error line per this many seconds "
+        "(the restore_pending / restore_wait_s metrics say it all the time)",
+    )
 
     @model_validator(mode="after")
     def _bucket_for_s3(self) -> SnapshotConfig:
@@ -76,7 +89,22 @@ class KclConfig(_Section):
     checkpoint: CheckpointConfig = CheckpointConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
     status_dir: Path | None = Field(
-        None, description="if set, each shard's processor writes live stats and its decisions here"
+        None,
+        description="if set, each shard's processor writes live stats (shard-<id>.json) here and every "
+        "shard appends its decisions to decisions.jsonl (rotated by size, see status_decisions_*)",
+    )
+    status_decisions_max_bytes: int = Field(
+        64 * 2**20,
+        ge=4096,
+        description="status_dir/decisions.jsonl is rotated (to decisions.jsonl.1, .2, ...) before an append "
+        "would take it past this size",
+    )
+    status_decisions_keep: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="rotated decision files kept (decisions.jsonl.1 newest ... .N oldest); the status dir "
+        "holds at most about (1 + N) x status_decisions_max_bytes of decisions",
     )
     config_reload_s: float = Field(
         30.0,

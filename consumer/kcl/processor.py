@@ -27,7 +27,6 @@ from consumer.metrics import MetricsConfig, MetricsEmitter
 log = logging.getLogger(__name__)
 
 RESTORE_RETRY_FIRST_S = 0.5  # first wait when the snapshot store can't be read at restore
-RESTORE_RETRY_MAX_S = 30.0  # the wait doubles up to this
 
 
 class PipelineLike(Protocol):
@@ -49,8 +48,10 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         parents_of: Callable[[str], list[str]] | None = None,
         reconfigure: Callable[[PipelineLike], PipelineLike | None] | None = None,
         metrics: MetricsConfig | None = None,
+        role: str = "single",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.pipeline_factory = pipeline_factory
@@ -59,8 +60,10 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         self.reconfigure = reconfigure  # a new pipeline carrying the state when the config changed
         self.metrics_cfg = metrics
         self.metrics_emitter: MetricsEmitter | None = None
+        self.role = role  # topology.role: the metrics' Role dimension (both stages share names)
         self.clock = clock
         self.sleep = sleep
+        self.wall_clock = wall_clock  # metrics timestamps
         self.policy = CheckpointPolicy(cfg.checkpoint, clock)
         self.shard_id = ""
         self.pipeline: PipelineLike | None = None
@@ -80,6 +83,7 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             "snapshot_failures": 0,
             "restore_failures": 0,
         }
+        self.restore_waiting_since: float | None = None  # the snapshot store is unreadable at restore
         self.millis_behind_latest: int | None = None
         self.restored_from: str | None = None
         self.started = clock()
@@ -96,9 +100,16 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             log.critical("shard %s: cannot build the pipeline; exiting", self.shard_id, exc_info=True)
             raise SystemExit(1) from None
         if self.cfg.status_dir is not None:
-            self.status = StatusWriter(self.cfg.status_dir, self.shard_id)
+            self.status = StatusWriter(
+                self.cfg.status_dir,
+                self.shard_id,
+                decisions_max_bytes=self.cfg.status_decisions_max_bytes,
+                decisions_keep=self.cfg.status_decisions_keep,
+            )
         if self.metrics_cfg is not None and self.metrics_cfg.enabled:
-            self.metrics_emitter = MetricsEmitter(self.metrics_cfg, self.shard_id)
+            self.metrics_emitter = MetricsEmitter(
+                self.metrics_cfg, self.shard_id, role=self.role, clock=self.wall_clock
+            )
         self._restore(checkpoint, initialize_input.sequence_number)
         log.info(
             "shard %s: starting at %s%s",
@@ -134,28 +145,58 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
         Starting without it would apply the records after the checkpoint to an empty state and then
         checkpoint past them: the state would be lost for good. Meanwhile the records wait in the
         stream (and, decisions being in event time, are decided the same when they are read).
+        A store that stays unreadable (a wrong bucket name, missing permissions) must be seen, not
+        drown the log: the wait doubles up to ``snapshots.restore_retry_max_s``, one error line is
+        logged at the first failure and then at most every ``snapshots.restore_log_every_s``, and the
+        ``restore_pending`` (1/0) and ``restore_wait_s`` gauges plus the ``restore_failures`` counter
+        go out with the metrics (the template's restore alarm watches ``restore_wait_s``).
         """
         assert self.store is not None
+        snap_cfg = self.cfg.snapshots
         delay = RESTORE_RETRY_FIRST_S
         daemon_pid = os.getppid()
+        failures = 0
+        logged_at: float | None = None
         while True:
             try:
-                return snapshots.load_for(self.store, self.shard_id, checkpoint)
+                snap = snapshots.load_for(self.store, self.shard_id, checkpoint)
             except Exception as exc:
                 if os.getppid() != daemon_pid:  # the daemon is gone (stopped while we waited)
                     log.error("shard %s: the KCL daemon exited during the restore; exiting", self.shard_id)
                     raise SystemExit(1) from None
+                now = self.clock()
+                if self.restore_waiting_since is None:
+                    self.restore_waiting_since = now
+                failures += 1
                 self.counters["restore_failures"] += 1
-                log.error(
-                    "shard %s: snapshot store unavailable at restore (%s); retrying in %.1f s, "
-                    "the shard's records wait in the stream",
-                    self.shard_id,
-                    exc,
-                    delay,
-                )
+                if logged_at is None or now - logged_at >= snap_cfg.restore_log_every_s:
+                    logged_at = now
+                    log.error(
+                        "shard %s: snapshot store unavailable at restore (%s: %s); %d failed tries in "
+                        "%.0f s, retrying with backoff up to %.0f s (next in %.1f s, logged again in "
+                        "%.0f s); the shard's records wait in the stream",
+                        self.shard_id,
+                        type(exc).__name__,
+                        exc,
+                        failures,
+                        now - self.restore_waiting_since,
+                        snap_cfg.restore_retry_max_s,
+                        delay,
+                        snap_cfg.restore_log_every_s,
+                    )
                 self._publish(force=True)
                 self.sleep(delay)
-                delay = min(delay * 2, RESTORE_RETRY_MAX_S)
+                delay = min(delay * 2, snap_cfg.restore_retry_max_s)
+                continue
+            if self.restore_waiting_since is not None:
+                log.warning(
+                    "shard %s: snapshot store readable again after %d failed tries in %.0f s",
+                    self.shard_id,
+                    failures,
+                    self.clock() - self.restore_waiting_since,
+                )
+                self.restore_waiting_since = None
+            return snap
 
     def _apply(self, blob: bytes, what: str) -> bool:
         """Restore a snapshot; one the pipeline rejects (e.g. an older format) leaves a fresh state."""
@@ -334,8 +375,11 @@ class ShardProcessor(kcl_processor.RecordProcessorBase):
             pstats = self.pipeline.stats()
         except Exception:
             pstats = {}
+        waiting = self.restore_waiting_since
         figures = {
             **self.counters,
+            "restore_pending": int(waiting is not None),
+            "restore_wait_s": round(self.clock() - waiting, 3) if waiting is not None else 0.0,
             "millis_behind_latest": self.millis_behind_latest,
             "restored_from": self.restored_from,
             "covered": list(self.covered) if self.covered else None,

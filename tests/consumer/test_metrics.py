@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from consumer import snapshots
+from consumer.config import Config
+from consumer.kcl.app import build_processor
 from consumer.kcl.config import KclConfig, SnapshotConfig
 from consumer.kcl.processor import ShardProcessor
-from consumer.metrics import MetricsConfig, MetricsEmitter, flatten, is_gauge
+from consumer.metrics import MetricsConfig, MetricsEmitter, flatten, is_gauge, prometheus_text
 from tests.kcl.counting_pipeline import CountingPipeline
 from tests.kcl.protocol import checkpoint_reply, drive, initialize, line, process, record
 
@@ -48,13 +52,14 @@ def test_emf_lines_carry_deltas_for_counters_and_levels_for_gauges(tmp_path: Pat
     assert m.observe({"records": 180, "millis_behind_latest": 0})
     first, second = (json.loads(x) for x in (tmp_path / "emf.jsonl").read_text().splitlines())
     directive = first["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Namespace"] == "cfguard-test" and directive["Dimensions"] == [["Shard"]]
+    assert directive["Namespace"] == "cfguard-test" and directive["Dimensions"] == [["Role", "Shard"]]
     assert {x["Name"] for x in directive["Metrics"]} == {"records", "millis_behind_latest"}
     assert first["_aws"]["Timestamp"] == 1_000_000 and first["Shard"] == "shardId-1"
+    assert first["Role"] == "single"  # the default role: a single-stage processor
     assert (first["records"], second["records"]) == (100, 80)  # deltas
     assert second["millis_behind_latest"] == 0  # a level
-    prom = (tmp_path / "prom" / "shardId-1.prom").read_text()
-    assert 'cfguard_records_total{shard="shardId-1"} 180' in prom
+    prom = (tmp_path / "prom" / "single-shardId-1.prom").read_text()
+    assert 'cfguard_records_total{role="single",shard="shardId-1"} 180' in prom
     assert "# TYPE cfguard_millis_behind_latest gauge" in prom
 
 
@@ -76,3 +81,58 @@ def test_the_processor_emits_its_figures_and_a_last_line_at_shutdown(tmp_path: P
     assert rows[0]["records"] == 0
     assert (rows[1]["records"], rows[1]["decisions"]) == (3, 1)  # the interval's deltas
     assert rows[1]["Shard"] == "shardId-000000000000"
+    assert {r["Role"] for r in rows} == {"single"}
+
+
+def test_both_stages_on_one_shard_id_stay_apart(tmp_path: Path) -> None:
+    """The rekey stage reads raw shardId-0 and the detect stage partials shardId-0: same shard id,
+    same metric names; the Role dimension/label (and the .prom file name) keep them apart."""
+    cfg = MetricsConfig(emf_path=tmp_path / "emf.jsonl", prometheus_dir=tmp_path / "prom")
+    shard = "shardId-000000000000"
+    MetricsEmitter(cfg, shard, role="rekey", clock=lambda: 5.0).observe({"pipeline": {"records": 1000}})
+    MetricsEmitter(cfg, shard, role="detect", clock=lambda: 5.0).observe({"pipeline": {"records": 40}})
+    rows = [json.loads(x) for x in (tmp_path / "emf.jsonl").read_text().splitlines()]
+    assert [(r["Role"], r["Shard"], r["pipeline.records"]) for r in rows] == [
+        ("rekey", shard, 1000),
+        ("detect", shard, 40),
+    ]
+    for r in rows:
+        (directive,) = r["_aws"]["CloudWatchMetrics"]
+        assert directive["Dimensions"] == [["Role", "Shard"]]
+        assert all(dim in r for dim in directive["Dimensions"][0])  # EMF: every dimension has a value
+    assert sorted(p.name for p in (tmp_path / "prom").iterdir()) == [
+        f"detect-{shard}.prom",
+        f"rekey-{shard}.prom",
+    ]
+    rekey = (tmp_path / "prom" / f"rekey-{shard}.prom").read_text()
+    assert f'cfguard_pipeline_records_total{{role="rekey",shard="{shard}"}} 1000' in rekey
+    detect = (tmp_path / "prom" / f"detect-{shard}.prom").read_text()
+    assert f'cfguard_pipeline_records_total{{role="detect",shard="{shard}"}} 40' in detect
+
+
+def test_prometheus_labels_are_escaped() -> None:
+    text = prometheus_text('a"b', {"records": 1}, role="x\\y")
+    assert 'cfguard_records_total{role="x\\\\y",shard="a\\"b"} 1' in text
+
+
+@pytest.mark.parametrize("role", ["single", "rekey", "detect"])
+def test_the_processor_built_for_a_role_emits_that_role(
+    tmp_path: Path, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``consumer.kcl.app.build_processor`` (what the daemon's child runs) passes topology.role on."""
+    from consumer.rekey import stages
+    from consumer.rekey.streams import StaticView
+
+    monkeypatch.setattr(stages, "kinesis_publisher", lambda cfg: object())  # nothing is published here
+    monkeypatch.setattr(stages, "kinesis_view", lambda cfg: StaticView())
+    data = {
+        "kcl": {"snapshots": {"store": "none"}},
+        "metrics": {"emf_path": str(tmp_path / "emf.jsonl")},
+        "topology": {"role": role},
+    }
+    cfg = Config.model_validate(data)
+    proc = build_processor(cfg, None)
+    assert proc.role == role
+    drive(proc, [initialize(shard="shardId-7")])
+    rows = [json.loads(x) for x in (tmp_path / "emf.jsonl").read_text().splitlines()]
+    assert rows and {(r["Role"], r["Shard"]) for r in rows} == {(role, "shardId-7")}

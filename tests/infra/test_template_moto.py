@@ -34,6 +34,7 @@ UNSUPPORTED = {
     "DeliveryFailureAlarm",
     "DeadLetterAlarm",
     "ParseErrorRateAlarm",
+    "RestoreStalledAlarm",
 }
 
 
