@@ -87,7 +87,8 @@ class _ChannelFilter:
             if len(cache) > _PATH_CACHE_LIMIT:
                 cache.clear()
             search = self.rx.search
-            for u in uniq.keys() - cache.keys():
+            # (set.difference probes the dict per distinct URI; ``keys() - keys()`` walked the whole cache)
+            for u in set(uniq).difference(cache):
                 cache[u] = u is not None and search(u) is not None
             um = np.fromiter(map(cache.__getitem__, uniq), dtype=bool, count=len(uniq))
             m = um[inv]
