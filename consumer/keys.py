@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from consumer import accessors
 from consumer.regex_check import check_backtracking
 from consumer.scan_keys import rows_containing
-from consumer.scan_texts import ScannedTexts
+from consumer.scan_texts import ScannedTexts, value_at
 from detectors.batch import RecordBatch
 
 Source = Literal["c-ip", "x-forwarded-for", "cookie", "header", "query", "uri-regex"]
@@ -179,9 +179,9 @@ class _Extractor:
             for buf, starts, ends in values.segments:
                 part: list[str | None] = [None] * starts.shape[0]
                 for i in np.flatnonzero(rows_containing(buf, starts, ends, self._header_name)).tolist():
-                    a, b = int(starts[i]), int(ends[i])
-                    if b - a != 1 or buf[a] != 45:  # ("-": no headers)
-                        part[i] = fn(buf[a:b].tobytes().decode("ascii"))
+                    raw = value_at(buf, int(starts[i]), int(ends[i]))
+                    if raw is not None:
+                        part[i] = fn(raw)
                 out.extend(part)
             return out
         try:

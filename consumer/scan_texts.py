@@ -58,12 +58,12 @@ class ScannedTexts(Sequence["str | None"]):
         seg = bisect_right(self._bounds, k)
         buf, starts, ends = self.segments[seg]
         j = k - (self._bounds[seg - 1] if seg else 0)
-        return _value(buf, int(starts[j]), int(ends[j]))
+        return value_at(buf, int(starts[j]), int(ends[j]))
 
     def __iter__(self) -> Iterator[str | None]:
         for buf, starts, ends in self.segments:
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                yield _value(buf, a, b)
+                yield value_at(buf, a, b)
 
     def _slice(self, s: slice) -> Sequence[str | None]:
         start, stop, step = s.indices(self._n)
@@ -92,7 +92,8 @@ class ScannedTexts(Sequence["str | None"]):
         return list, (list(self),)
 
 
-def _value(buf: np.ndarray, a: int, b: int) -> str | None:
+def value_at(buf: np.ndarray, a: int, b: int) -> str | None:
+    """The value spanning ``buf[a:b]`` (``-``: None)."""
     if b - a == 1 and buf[a] == _DASH:
         return None
     return buf[a:b].tobytes().decode("ascii")

@@ -32,8 +32,8 @@ from consumer.quarantine import Quarantine
 from consumer.realtime import ParseResult
 from consumer.rekey import runs
 from consumer.rekey.streams import KinesisView, StaticView, StreamView
+from detectors import partial_encode, partials
 from detectors import partial_wire as wire
-from detectors import partials
 from detectors.batch import RecordBatch
 from detectors.engine import Engine
 from detectors.finding import Finding
@@ -346,7 +346,7 @@ class RekeyPipeline(Pipeline):
         if not sel:
             return []
         layout = self.bucket_engine.layout
-        recs = wire.encode_data(self.source, sel, run_ends, layout, self.cfg.topology.partitions)
+        recs = partial_encode.encode_data(self.source, sel, run_ends, layout, self.cfg.topology.partitions)
         if b - a > 1 and max(len(d) for _, d in recs) > wire.MAX_BUNDLE_BYTES:
             mid = (a + b) // 2
             return self._segments(rows, run_ends, a, mid) + self._segments(rows, run_ends, mid, b)
@@ -361,7 +361,7 @@ class RekeyPipeline(Pipeline):
             tuple(sorted(set(self.view.open_sources()) | {self.source})),
             final,
         )
-        data = wire.encode_progress(p, self.bucket_engine.layout)
+        data = partial_encode.encode_progress(p, self.bucket_engine.layout)
         keys = self.view.progress_keys()
         self._put([(k, data) for k in keys])
         self.traffic["progress_records"] += len(keys)

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from detectors import partial_encode, partials
 from detectors import partial_wire as wire_format
-from detectors import partials
 from detectors.batch import RecordBatch
 from detectors.config import StateConfig
 from detectors.defaults import default_detectors
@@ -56,10 +56,10 @@ def wire(
     parts = dict(local(engine, b))
     for kp in parts.values():
         kp.run = np.zeros(len(kp), dtype=np.int64)
-    out = [d for _, d in wire_format.encode_data(source, parts, [(first_pos + len(b) - 1, 0)], layout, 16)]
+    out = [d for _, d in partial_encode.encode_data(source, parts, [(first_pos + len(b) - 1, 0)], layout, 16)]
     if parts:
         wm = max(int(kp.last_ms.max()) for kp in parts.values())
-        out.append(wire_format.encode_progress(wire_format.Progress(source, wm, sources), layout))
+        out.append(partial_encode.encode_progress(wire_format.Progress(source, wm, sources), layout))
     return out
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detectors import partial_encode, partials
 from detectors import partial_wire as wire
-from detectors import partials
 from detectors.config import StateConfig
 from detectors.defaults import default_detectors
 from detectors.engine import Engine
@@ -39,7 +39,7 @@ def test_bundles_are_lossless_and_keyed_by_partition() -> None:
     for b in stream(minutes=3)[:5]:
         parts = _with_runs(dict(local(e, b)), 3)
         ends = [(10**30 + 7, 0), (10**30 + 9, 2), (10**31, 0)]  # real sequence numbers exceed 64 bits
-        recs = wire.encode_data("shardId-000000000003", parts, ends, layout, 16)
+        recs = partial_encode.encode_data("shardId-000000000003", parts, ends, layout, 16)
         assert len(recs) == len({pk for pk, _ in recs}) <= 16
         back: dict[str, list[partials.KeyPartials]] = {}
         for pk, data in recs:
@@ -62,7 +62,7 @@ def test_bundles_are_lossless_and_keyed_by_partition() -> None:
 def test_progress_records_round_trip() -> None:
     layout = partial_engine(IP_USER).partials.layout
     p = wire.Progress("shardId-1", 1_764_000_000_123, ("shardId-0", "shardId-1"), final=True)
-    assert wire.decode(wire.encode_progress(p, layout), layout) == p
+    assert wire.decode(partial_encode.encode_progress(p, layout), layout) == p
 
 
 def test_merging_in_any_grouping_equals_one_aggregate() -> None:
@@ -87,7 +87,7 @@ def test_decode_refuses_other_layouts_versions_and_truncation() -> None:
     e = partial_engine(IP_USER)
     layout = e.partials.layout
     parts = _with_runs(dict(local(e, stream(minutes=1)[0])), 1)
-    _, data = wire.encode_data("s", parts, [(5, 0)], layout, 4)[0]
+    _, data = partial_encode.encode_data("s", parts, [(5, 0)], layout, 4)[0]
     other = Engine.from_config(IP_USER[:2], StateConfig(), ["ip", "user"])
     other_layout = other.enable_partials(1, 5.0)
     with pytest.raises(partials.PartialFormatError, match="another detector configuration"):
